@@ -1,0 +1,1 @@
+"""`confidant bench`: measured speed of ingestion, retrieval and generation."""

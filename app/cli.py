@@ -1,0 +1,358 @@
+"""`confidant`: the window with no arguments; subcommands for IT and scripts.
+
+Every failure a user can cause ends in one plain sentence on stderr and a non-zero exit code,
+never a traceback. Output formats (--json) are relied on by scripts: see the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from app.config import SettingsError, data_dir, isolate_from_network
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as-is, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="confidant", description="Private chat with your documents.")
+    p.add_argument(
+        "--self-test",
+        action="store_true",
+        help="ingest the bundled sample, ask about it with the embedded model, exit 0 if cited",
+    )
+    sub = p.add_subparsers(dest="command")
+
+    s = sub.add_parser("ingest", help="add files or folders to the library")
+    s.add_argument("paths", nargs="+")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("search", help="find passages")
+    s.add_argument("query")
+    s.add_argument("-k", type=int, default=5)
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("ask", help="answer a question from your documents, with sources")
+    s.add_argument("question")
+    s.add_argument("--model", help="a GGUF file to use instead of the one in the settings")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("list", help="documents in the library")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("remove", help="remove documents from the library")
+    s.add_argument("paths", nargs="+")
+
+    sub.add_parser("reindex", help="re-embed every document (after changing the embedding model)")
+    sub.add_parser("doctor", help="versions, GPU support, models and data directory")
+
+    s = sub.add_parser("bench", help="measure ingestion, retrieval and generation speed")
+    from app.bench.cli import add_arguments
+
+    add_arguments(s)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    isolate_from_network()
+    args = build_parser().parse_args(argv)
+    if args.command is None and not args.self_test:
+        return _open_window()
+    try:
+        return _dispatch(args)
+    except UserError as exc:
+        print(f"confidant: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("confidant: stopped.", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args) -> int:
+    from app.core.instance import AlreadyRunning, InstanceLock
+    from app.core.library import EmbedderMismatch
+
+    try:
+        home = data_dir()
+    except OSError as exc:
+        raise UserError(f"the data directory cannot be created ({exc}).") from exc
+    if args.command == "doctor":
+        from app.doctor import run_doctor
+
+        return run_doctor(home)
+    if args.command == "bench":
+        from app.bench.cli import run_bench
+
+        return run_bench(args)
+    try:
+        lock = InstanceLock(home, args.command or "self-test").acquire()
+    except AlreadyRunning as exc:
+        raise UserError(str(exc)) from None
+    try:
+        from app.services import Services
+
+        services = Services(home, model_override=getattr(args, "model", None))
+        try:
+            if args.self_test:
+                from app.selftest import run_self_test
+
+                return run_self_test(services)
+            handler = {
+                "ingest": cmd_ingest,
+                "search": cmd_search,
+                "ask": cmd_ask,
+                "list": cmd_list,
+                "remove": cmd_remove,
+                "reindex": cmd_reindex,
+            }[args.command]
+            return handler(services, args)
+        finally:
+            services.close()
+    except (SettingsError, EmbedderMismatch) as exc:
+        raise UserError(str(exc)) from None
+    finally:
+        lock.release()
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_ingest(services, args) -> int:
+    from app.core.cancel import CancelToken
+    from app.core.events import FileDone, IngestFinished, IngestStarted
+
+    files, seconds, total, finished = [], 0.0, 0, None
+    token = CancelToken()
+    progress = _Progress(enabled=not args.json)
+    try:
+        for event in services.ingestor().run(args.paths, token):
+            if isinstance(event, IngestStarted):
+                total = event.total
+                for path in event.interrupted:
+                    progress.line(f"resuming '{path}' (an earlier run was interrupted)")
+            elif isinstance(event, FileDone):
+                files.append(event)
+                progress.file_done(event, len(files), total)
+            elif isinstance(event, IngestFinished):
+                finished, seconds = event, event.seconds
+    except KeyboardInterrupt:
+        token.cancel()
+        print("confidant: ingestion stopped; files already added are kept.", file=sys.stderr)
+        return 130
+    failed = any(f.status == "failed" for f in files)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "files": [
+                        {"path": f.path, "status": f.status, "chunks": f.chunks, "error": f.error}
+                        for f in files
+                    ],
+                    "seconds": round(seconds, 3),
+                }
+            )
+        )
+    else:
+        counts = finished.counts if finished else {}
+        summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+        print(f"{summary or 'nothing to do'} in {seconds:.1f} s", file=sys.stderr)
+        for f in files:
+            if f.status in ("failed", "skipped"):
+                print(f"  {f.status}: {f.path}: {f.error}", file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_search(services, args) -> int:
+    if not args.query.strip():
+        raise UserError("the search text is empty. Type what to look for.")
+    hits = services.retriever().search(args.query, k=max(1, args.k))
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "hits": [
+                        {"path": h.path, "page": h.page, "score": h.score, "text": h.text}
+                        for h in hits
+                    ]
+                }
+            )
+        )
+        return EXIT_OK
+    if not hits:
+        print("No passages found. Add documents with 'confidant ingest PATH'.", file=sys.stderr)
+    for n, h in enumerate(hits, start=1):
+        print(f"[{n}] {_where(h)}  (score {h.score:.2f})\n    {_snippet(h.text, 300)}")
+    return EXIT_OK
+
+
+def cmd_ask(services, args) -> int:
+    from app.core.cancel import CancelToken
+    from app.core.events import AnswerDone, AnswerFailed, SourcesFound, TextPiece
+
+    if not args.question.strip():
+        raise UserError('the question is empty. Type a question, e.g. confidant ask "What is ...?"')
+    if args.model:
+        from app.core.gguf_check import ModelFileError, inspect_gguf
+
+        try:
+            inspect_gguf(args.model)
+        except ModelFileError as exc:
+            raise UserError(str(exc)) from None
+    token = CancelToken()
+    sources, done = (), None
+    try:
+        for event in services.chat().ask(args.question, token):
+            if isinstance(event, SourcesFound):
+                sources = event.sources
+            elif isinstance(event, TextPiece) and not args.json:
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+            elif isinstance(event, AnswerFailed):
+                raise UserError(event.message)
+            elif isinstance(event, AnswerDone):
+                done = event
+    except KeyboardInterrupt:
+        token.cancel()
+        return 130
+    if args.json:
+        st = done.stats
+        print(
+            json.dumps(
+                {
+                    "answer": done.answer,
+                    "sources": [
+                        {
+                            "n": s.n,
+                            "path": s.hit.path,
+                            "page": s.hit.page,
+                            "score": s.hit.score,
+                            "text": s.hit.text,
+                        }
+                        for s in sources
+                    ],
+                    "stats": {
+                        "ttft_ms": st.ttft_ms,
+                        "prompt_tokens": st.prompt_tokens,
+                        "completion_tokens": st.completion_tokens,
+                        "tokens_per_s": st.tokens_per_s,
+                        "gpu_layers": st.gpu_layers,
+                        "model": st.model,
+                    },
+                }
+            )
+        )
+        return EXIT_OK
+    print()
+    if sources:
+        print("\nSources:")
+        for s in sources:
+            print(f"  [{s.n}] {_where(s.hit)}: {_snippet(s.hit.text, 120)}")
+    if done and done.stats.completion_tokens:
+        st = done.stats
+        print(
+            f"\n({st.model}: first token {st.ttft_ms:.0f} ms, {st.tokens_per_s:.0f} tokens/s, "
+            f"{'CPU' if not st.gpu_layers else str(st.gpu_layers) + ' GPU layers'})",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def cmd_list(services, args) -> int:
+    docs = services.library.documents()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "documents": [
+                        {"path": d.path, "status": d.status, "chunks": d.chunks, "error": d.error}
+                        for d in docs
+                    ]
+                }
+            )
+        )
+        return EXIT_OK
+    if not docs:
+        print("The library is empty. Add documents with 'confidant ingest PATH'.", file=sys.stderr)
+    for d in docs:
+        extra = f"  ({d.error})" if d.error else ""
+        print(f"{d.status:<8} {d.chunks:>6} chunks  {d.path}{extra}")
+    return EXIT_OK
+
+
+def cmd_remove(services, args) -> int:
+    missing = 0
+    for raw in args.paths:
+        path = str(Path(raw).expanduser().resolve())
+        if services.library.remove(path):
+            print(f"removed {path}", file=sys.stderr)
+        else:
+            missing += 1
+            print(
+                f"confidant: '{raw}' is not in the library (see 'confidant list').", file=sys.stderr
+            )
+    return EXIT_FAILED if missing else EXIT_OK
+
+
+def cmd_reindex(services, args) -> int:
+    paths = [d.path for d in services.library.documents()]
+    services.library.reset()
+    args.paths, args.json = paths, False
+    return cmd_ingest(services, args) if paths else EXIT_OK
+
+
+# --------------------------------------------------------------------------- helpers
+class _Progress:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and True
+        self.started = time.perf_counter()
+
+    def line(self, text: str) -> None:
+        if self.enabled:
+            print(text, file=sys.stderr)
+
+    def file_done(self, event, n: int, total: int) -> None:
+        if self.enabled:
+            elapsed = time.perf_counter() - self.started
+            eta = elapsed / n * (total - n) if n else 0
+            detail = (
+                f"{event.chunks} chunks"
+                if event.status in ("added", "replaced")
+                else (event.error or event.status)
+            )
+            print(
+                f"[{n}/{total}, ETA {eta:.0f} s] {event.status}: {Path(event.path).name}: {detail}",
+                file=sys.stderr,
+            )
+
+
+def _where(hit) -> str:
+    name = Path(hit.path).name
+    return f"{name}, page {hit.page}" if hit.page is not None else name
+
+
+def _snippet(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _open_window() -> int:
+    try:
+        from app.gui.main import run_window
+    except ImportError as exc:
+        print(
+            f"confidant: the window cannot start ({exc}). The command-line tools work: "
+            "see 'confidant --help'.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    return run_window()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os._exit(main())

@@ -1,0 +1,142 @@
+"""ChatSession.ask(question, cancel) -> sources first, then text pieces, then done (or failed).
+
+Retrieval runs before the model is touched, so a question whose answer is not in the library is
+answered "not found" at once, and search keeps working when no model can be loaded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from app.config import Settings
+from app.core.cancel import Cancelled, CancelToken
+from app.core.events import (
+    AnswerDone,
+    AnswerFailed,
+    ChatEvent,
+    GenerationStats,
+    Source,
+    SourcesFound,
+    TextPiece,
+)
+from app.core.gguf_check import ModelFileError
+from app.core.llm import Generated, LlamaEngine, PromptTooLong
+from app.core.prompt import NOT_FOUND, system_prompt, user_message
+from app.core.retrieval import Retriever, pack
+
+
+@dataclass(frozen=True)
+class Turn:
+    """An earlier question and its answer, for follow-up questions."""
+
+    question: str
+    answer: str
+
+
+class ChatSession:
+    def __init__(
+        self, retriever: Retriever, engine: Callable[[], LlamaEngine], settings: Settings
+    ) -> None:
+        self.retriever = retriever
+        self._engine = engine
+        self.settings = settings
+
+    def ask(
+        self, question: str, cancel: CancelToken, history: Sequence[Turn] = ()
+    ) -> Iterator[ChatEvent]:
+        started = time.perf_counter()
+        question = question.strip()
+        if not question:
+            yield AnswerFailed("Type a question first.")
+            return
+        try:
+            hits = self.retriever.relevant(
+                self.retriever.search(question, k=max(1, self.settings.sources) * 2)
+            )
+        except Exception as exc:  # the library is unreadable: say so, do not crash the lane
+            yield AnswerFailed(f"Searching your documents failed: {exc}")
+            return
+        strict = self.settings.only_from_documents
+        if not hits and strict:
+            yield SourcesFound(())
+            yield TextPiece(NOT_FOUND)
+            yield AnswerDone(NOT_FOUND, GenerationStats(model="", stop_reason="no_sources"))
+            return
+        try:
+            engine = self._engine()
+            report = engine.load()
+        except ModelFileError as exc:
+            yield AnswerFailed(str(exc))
+            return
+        except Exception as exc:
+            yield AnswerFailed(f"The model could not be loaded: {exc}")
+            return
+
+        system = system_prompt(strict)
+        budget = (
+            engine.n_ctx
+            - self.settings.max_answer_tokens
+            - engine.count_tokens(system)
+            - engine.count_tokens(question)
+            - 64
+        )
+        history_msgs = self._history_messages(engine, history, budget // 4)
+        budget -= sum(engine.count_tokens(m["content"]) + 8 for m in history_msgs)
+        packed = pack(hits, engine.count_tokens, budget)[: self.settings.sources]
+        sources = tuple(Source(n, h) for n, h in enumerate(packed, start=1))
+        yield SourcesFound(sources)
+        messages = [
+            {"role": "system", "content": system},
+            *history_msgs,
+            {"role": "user", "content": user_message(question, sources, engine.neutralize)},
+        ]
+        prompt = engine.render(messages)
+        pieces: list[str] = []
+        first_token_at = None
+        try:
+            for item in engine.generate(
+                prompt, cancel, self.settings.max_answer_tokens, self.settings.temperature
+            ):
+                if isinstance(item, Generated):
+                    final = item
+                    break
+                if first_token_at is None:
+                    first_token_at = time.perf_counter()
+                pieces.append(item)
+                yield TextPiece(item)
+        except Cancelled:
+            final = Generated(0, 0, 0.0, 0.0, 0.0, "cancelled")
+        except PromptTooLong as exc:
+            yield AnswerFailed(f"{exc} Lower 'Number of sources' or raise 'Context size'.")
+            return
+        except Exception as exc:
+            yield AnswerFailed(f"The model stopped with an error: {exc}")
+            return
+        ttft = ((first_token_at or time.perf_counter()) - started) * 1000
+        stats = GenerationStats(
+            model=report.model,
+            load_s=report.load_s,
+            prompt_tokens=final.prompt_tokens,
+            completion_tokens=final.completion_tokens,
+            ttft_ms=round(ttft, 1),
+            tokens_per_s=round(final.tokens_per_s, 1),
+            gpu_layers=report.gpu_layers,
+            stop_reason=final.stop_reason,
+        )
+        yield AnswerDone("".join(pieces), stats, sources)
+
+    @staticmethod
+    def _history_messages(engine: LlamaEngine, history: Sequence[Turn], budget: int) -> list[dict]:
+        """The most recent turns that fit in `budget` tokens, oldest first."""
+        kept: list[dict] = []
+        used = 0
+        for turn in reversed(history):
+            q, a = engine.neutralize(turn.question), engine.neutralize(turn.answer)
+            cost = engine.count_tokens(q) + engine.count_tokens(a) + 16
+            if used + cost > budget:
+                break
+            kept[:0] = [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+            used += cost
+        return kept

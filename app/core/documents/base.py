@@ -1,0 +1,56 @@
+"""What every format loader returns and the typed errors it may raise.
+
+A loader turns a path into an iterator of Page objects, lazily, so a large file is never held
+whole in memory. Anything that goes wrong is raised as a DocumentError subclass whose message is a
+plain sentence for an office worker (what is wrong, what to do); no other exception may escape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Page:
+    """The text of one page. `number` is 1-based, or None for formats without pages."""
+
+    number: int | None
+    text: str
+
+
+class DocumentError(Exception):
+    """A file could not be read. `status` tells the library whether it was skipped or failed."""
+
+    status = "failed"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UnsupportedFormat(DocumentError):
+    status = "skipped"
+
+
+class EmptyDocument(DocumentError):
+    """Zero bytes, or nothing but whitespace."""
+
+    status = "skipped"
+
+
+class NoTextLayer(DocumentError):
+    """A PDF made of images (a scan): there is no text to read."""
+
+    status = "skipped"
+
+
+class EncryptedDocument(DocumentError):
+    pass
+
+
+class CorruptDocument(DocumentError):
+    pass
+
+
+class UnreadableFile(DocumentError):
+    """The operating system would not let us read it (permissions, vanished, a device...)."""

@@ -1,0 +1,197 @@
+"""Validate a GGUF file before llama.cpp sees it.
+
+llama.cpp aborts the whole process on some malformed files, so we read the header ourselves:
+magic, version, every key/value and tensor description, and check that the file is long enough to
+hold every tensor. Pure Python, no dependencies; reads a few MB at most.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MAGIC = b"GGUF"
+# ggml type -> (block size in elements, bytes per block); the common ones. Unknown types are
+# checked by offset only.
+_TYPE_SIZE = {
+    0: (1, 4),
+    1: (1, 2),
+    2: (32, 18),
+    3: (32, 20),
+    6: (32, 22),
+    7: (32, 24),
+    8: (32, 34),
+    9: (32, 36),
+    10: (256, 84),
+    11: (256, 110),
+    12: (256, 144),
+    13: (256, 176),
+    14: (256, 210),
+    15: (256, 292),
+    16: (256, 66),
+    17: (256, 74),
+    18: (256, 98),
+    19: (256, 50),
+    20: (32, 18),
+    21: (256, 110),
+    22: (256, 82),
+    23: (256, 136),
+    24: (1, 1),
+    25: (1, 2),
+    26: (1, 4),
+    27: (1, 8),
+    28: (1, 8),
+    29: (256, 56),
+    30: (1, 2),
+    34: (256, 54),
+    35: (256, 66),
+}
+_SCALAR = {
+    0: "<B",
+    1: "<b",
+    2: "<H",
+    3: "<h",
+    4: "<I",
+    5: "<i",
+    6: "<f",
+    7: "<?",
+    10: "<Q",
+    11: "<q",
+    12: "<d",
+}
+
+
+class ModelFileError(Exception):
+    """The model file cannot be used; the message says why and what to do."""
+
+
+@dataclass
+class GGUFInfo:
+    path: Path
+    version: int
+    size: int
+    tensors: int
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def architecture(self) -> str:
+        return str(self.metadata.get("general.architecture", "unknown"))
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("general.name") or self.path.stem)
+
+    @property
+    def layers(self) -> int:
+        return int(self.metadata.get(f"{self.architecture}.block_count", 0))
+
+    @property
+    def chat_template(self) -> str | None:
+        value = self.metadata.get("tokenizer.chat_template")
+        return value if isinstance(value, str) else None
+
+
+class _Reader:
+    def __init__(self, fh, size: int) -> None:
+        self.fh, self.size = fh, size
+
+    def read(self, n: int) -> bytes:
+        if n < 0 or self.fh.tell() + n > self.size:
+            raise EOFError
+        data = self.fh.read(n)
+        if len(data) != n:
+            raise EOFError
+        return data
+
+    def unpack(self, fmt: str):
+        return struct.unpack(fmt, self.read(struct.calcsize(fmt)))[0]
+
+    def string(self, limit: int = 1 << 24) -> str:
+        n = self.unpack("<Q")
+        if n > limit:
+            raise ValueError("string too long")
+        return self.read(n).decode("utf-8", errors="replace")
+
+    def value(self, vtype: int, keep: bool):
+        if vtype in _SCALAR:
+            return self.unpack(_SCALAR[vtype])
+        if vtype == 8:
+            return self.string()
+        if vtype == 9:
+            itype, count = self.unpack("<I"), self.unpack("<Q")
+            if count > 1 << 26:
+                raise ValueError("array too long")
+            if itype in _SCALAR and not keep:  # skip big token tables quickly
+                self.read(struct.calcsize(_SCALAR[itype]) * count)
+                return None
+            items = [self.value(itype, keep) for _ in range(count)]
+            return items if keep else None
+        raise ValueError(f"unknown value type {vtype}")
+
+
+def inspect_gguf(path: str | Path) -> GGUFInfo:
+    """Read and check the header; raise ModelFileError with a plain message if unusable."""
+    path = Path(path).expanduser()
+    name = path.name
+    if not path.exists():
+        raise ModelFileError(
+            f"The model file '{path}' does not exist. Choose a .gguf file in "
+            "Settings (or pass --model PATH)."
+        )
+    if not path.is_file():
+        raise ModelFileError(f"'{path}' is a folder, not a model file. Choose a .gguf file.")
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as fh:
+            r = _Reader(fh, size)
+            if size < 24 or r.read(4) != MAGIC:
+                raise ModelFileError(
+                    f"'{name}' is not a GGUF model (llama.cpp's format). Download "
+                    "a .gguf file (for example a Q4_K_M quantization) and choose it."
+                )
+            version = r.unpack("<I")
+            if version not in (2, 3):
+                raise ModelFileError(
+                    f"'{name}' is GGUF version {version}, which this Confidant "
+                    "cannot read. Use a more recent conversion of the model."
+                )
+            n_tensors, n_kv = r.unpack("<Q"), r.unpack("<Q")
+            if n_tensors > 1 << 20 or n_kv > 1 << 20:
+                raise ValueError("absurd header counts")
+            meta = {}
+            for _ in range(n_kv):
+                key = r.string(1 << 16)
+                vtype = r.unpack("<I")
+                keep = not key.startswith("tokenizer.ggml.")
+                meta[key] = r.value(vtype, keep)
+            alignment = int(meta.get("general.alignment", 32) or 32)
+            ends = []
+            for _ in range(n_tensors):
+                r.string(1 << 16)
+                n_dims = r.unpack("<I")
+                if n_dims > 8:
+                    raise ValueError("too many dimensions")
+                dims = [r.unpack("<Q") for _ in range(n_dims)]
+                ttype, offset = r.unpack("<I"), r.unpack("<Q")
+                elements = 1
+                for d in dims:
+                    elements *= d
+                block, nbytes = _TYPE_SIZE.get(ttype, (1, 0))
+                ends.append(offset + (elements // block) * nbytes)
+            data_start = -(-fh.tell() // alignment) * alignment
+    except ModelFileError:
+        raise
+    except (EOFError, ValueError, struct.error, UnicodeDecodeError) as exc:
+        raise ModelFileError(
+            f"'{name}' is damaged or incomplete ({exc or 'header cut short'}). Download it again."
+        ) from exc
+    except OSError as exc:
+        raise ModelFileError(f"'{name}' cannot be read ({exc.strerror or exc}).") from exc
+    needed = data_start + (max(ends) if ends else 0)
+    if needed > size:
+        raise ModelFileError(
+            f"'{name}' is incomplete: it should be at least {needed:,} bytes but "
+            f"is {size:,}. The download was probably cut short: download it again."
+        )
+    return GGUFInfo(path, version, size, n_tensors, meta)

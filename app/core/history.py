@@ -1,0 +1,136 @@
+"""Conversations in SQLite (chats.sqlite3), with a list of schema migrations.
+
+Each message is written in its own transaction, so a crash never leaves half a message: an answer
+is stored when it is done (or stopped), together with its sources and figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MIGRATIONS = [
+    """
+    CREATE TABLE conversations (
+        id INTEGER PRIMARY KEY, title TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL);
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        conversation INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+        text TEXT NOT NULL,
+        sources TEXT NOT NULL DEFAULT '[]',
+        stats TEXT NOT NULL DEFAULT '{}',
+        created REAL NOT NULL);
+    CREATE INDEX messages_conversation ON messages(conversation, id);
+    """,
+    "CREATE TABLE ui_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+]
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: int
+    title: str
+    updated: float
+
+
+@dataclass(frozen=True)
+class Message:
+    id: int
+    role: str
+    text: str
+    sources: list = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+
+
+class ChatHistory:
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+        if os.name == "posix":
+            os.chmod(path, 0o600)
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            self._db.execute("BEGIN")
+            for statement in filter(str.strip, script.split(";")):
+                self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version={number}")
+            self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def create(self, title: str = "New conversation") -> Conversation:
+        now = time.time()
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT INTO conversations (title, created, updated) VALUES (?, ?, ?)",
+                (title, now, now),
+            )
+        return Conversation(int(cur.lastrowid), title, now)
+
+    def conversations(self) -> list[Conversation]:
+        rows = self._db.execute(
+            "SELECT id, title, updated FROM conversations ORDER BY updated DESC, id DESC"
+        ).fetchall()
+        return [Conversation(*r) for r in rows]
+
+    def rename(self, conversation: int, title: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE conversations SET title=? WHERE id=?",
+                (title.strip() or "Untitled", conversation),
+            )
+
+    def delete(self, conversation: int) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM conversations WHERE id=?", (conversation,))
+
+    def add(
+        self,
+        conversation: int,
+        role: str,
+        text: str,
+        sources: list | None = None,
+        stats: dict | None = None,
+    ) -> Message:
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN")
+            cur = self._db.execute(
+                "INSERT INTO messages (conversation, role, text, sources, stats, created) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (conversation, role, text, json.dumps(sources or []), json.dumps(stats or {}), now),
+            )
+            self._db.execute("UPDATE conversations SET updated=? WHERE id=?", (now, conversation))
+            self._db.execute("COMMIT")
+        return Message(int(cur.lastrowid), role, text, sources or [], stats or {})
+
+    def delete_message(self, message: int) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM messages WHERE id=?", (message,))
+
+    def messages(self, conversation: int) -> list[Message]:
+        rows = self._db.execute(
+            "SELECT id, role, text, sources, stats FROM messages WHERE conversation=? ORDER BY id",
+            (conversation,),
+        ).fetchall()
+        return [Message(r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4])) for r in rows]
+
+    def get_state(self, key: str, default: str | None = None) -> str | None:
+        row = self._db.execute("SELECT value FROM ui_state WHERE key=?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_state(self, key: str, value: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO ui_state VALUES (?, ?)", (key, value))

@@ -1,0 +1,356 @@
+"""Ingestion: files -> pages -> chunks -> vectors -> the library, as a generator of events.
+
+Two stages overlap: a reader thread hashes, sniffs, extracts and chunks files (pure Python
+and Rust tokenizers), while the caller's thread embeds chunks in batches that span files (so a
+folder of small files still fills each batch) and writes them. A file's new version becomes
+live only when all its chunks are stored (see library.py), so cancelling or crashing at any point
+loses nothing already ingested; the next run redoes only the files left unfinished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.core.cancel import Cancelled, CancelToken
+from app.core.chunking import Chunk, chunk_pages
+from app.core.documents import DocumentError, UnreadableFile, read_pages, sniff
+from app.core.embedding import Embedder
+from app.core.events import (
+    FileDone,
+    FileProgress,
+    FileStarted,
+    IngestEvent,
+    IngestFinished,
+    IngestStarted,
+)
+from app.core.library import ChunkRecord, Library
+from app.core.walk import expand
+
+HASH_BLOCK = 1 << 20
+
+
+def file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# Messages from the reader thread to the writer (the generator's thread).
+@dataclass
+class _Begin:
+    i: int
+    path: str
+    version: str
+    size: int
+    mtime: float
+    replacing: bool
+
+
+@dataclass
+class _Chunks:
+    i: int
+    chunks: list[Chunk]
+    pages: int
+
+
+@dataclass
+class _End:
+    i: int
+    pages: int
+
+
+@dataclass
+class _Outcome:
+    """A file finished without writing (unchanged, skipped, or failed), or failed midway."""
+
+    i: int
+    path: str
+    status: str
+    error: str | None = None
+    chunks: int = 0
+    size: int = 0
+    mtime: float = 0.0
+
+
+_DONE = object()
+
+
+@dataclass
+class _OpenFile:
+    path: str
+    doc_id: int
+    version: str
+    replacing: bool
+    next_idx: int = 0
+    pages: int = 0
+    buffered: int = 0
+    ended: bool = False
+
+
+@dataclass
+class IngestOptions:
+    chunk_tokens: int = 200
+    chunk_overlap: int = 40
+    batch_size: int = 64
+    queue_size: int = 8  # batches of chunks read ahead of the embedder: bounds memory
+
+
+@dataclass
+class _Run:
+    counts: dict[str, int] = field(
+        default_factory=lambda: {
+            k: 0 for k in ("added", "unchanged", "replaced", "skipped", "failed", "cancelled")
+        }
+    )
+    pages: int = 0
+    chunks: int = 0
+
+
+class Ingestor:
+    """Adds files to a Library. One run at a time (the ingestion lane)."""
+
+    def __init__(self, library: Library, embedder: Embedder, options: IngestOptions | None = None):
+        self.library = library
+        self.embedder = embedder
+        self.options = options or IngestOptions()
+
+    def run(self, paths: Sequence[str | os.PathLike], cancel: CancelToken) -> Iterator[IngestEvent]:
+        started = time.perf_counter()
+        self.library.check_embedder(self.embedder.model_id)
+        interrupted = self.library.recover()
+        files, problems = expand(paths)
+        run = _Run()
+        yield IngestStarted(total=len(files) + len(problems), interrupted=tuple(interrupted))
+        for problem in problems:
+            run.counts["failed"] += 1
+            yield FileDone(problem.path, "failed", error=problem.message)
+        if files:
+            yield from self._pipeline(files, cancel, run)
+        yield IngestFinished(
+            counts=run.counts,
+            seconds=time.perf_counter() - started,
+            pages=run.pages,
+            chunks=run.chunks,
+            cancelled=cancel.cancelled,
+        )
+
+    # ---------------------------------------------------------------- the writer side
+    def _pipeline(self, files: list[Path], cancel: CancelToken, run: _Run) -> Iterator[IngestEvent]:
+        messages: queue.Queue = queue.Queue(maxsize=self.options.queue_size)
+        stop = threading.Event()
+        reader = threading.Thread(
+            target=self._read_all,
+            args=(files, messages, stop),
+            name="confidant-reader",
+            daemon=True,
+        )
+        # Load the model here, before the reader thread needs its tokenizer.
+        self._max_tokens = min(self.options.chunk_tokens, self.embedder.max_tokens)
+        reader.start()
+        open_files: dict[int, _OpenFile] = {}
+        pending: list[tuple[int, Chunk]] = []
+        try:
+            while True:
+                try:
+                    msg = messages.get(timeout=0.1)
+                except queue.Empty:
+                    if cancel.cancelled:
+                        raise Cancelled() from None
+                    continue
+                if cancel.cancelled:
+                    raise Cancelled()
+                if msg is _DONE:
+                    break
+                if isinstance(msg, _Begin):
+                    doc_id = self.library.begin_version(msg.path, msg.version, msg.size, msg.mtime)
+                    open_files[msg.i] = _OpenFile(msg.path, doc_id, msg.version, msg.replacing)
+                    yield FileStarted(msg.path, msg.i, len(files))
+                elif isinstance(msg, _Chunks):
+                    f = open_files[msg.i]
+                    f.pages = msg.pages
+                    f.buffered += len(msg.chunks)
+                    pending.extend((msg.i, c) for c in msg.chunks)
+                    while len(pending) >= self.options.batch_size:
+                        yield from self._flush(pending[: self.options.batch_size], open_files, run)
+                        del pending[: self.options.batch_size]
+                        yield from self._commit_ended(open_files, run)
+                        cancel.raise_if_cancelled()
+                elif isinstance(msg, _End):
+                    f = open_files[msg.i]
+                    f.ended, f.pages = True, msg.pages
+                    yield from self._commit_ended(open_files, run)
+                elif isinstance(msg, _Outcome):
+                    if msg.i in open_files:  # failed midway: drop its partial version
+                        f = open_files.pop(msg.i)
+                        pending[:] = [(i, c) for i, c in pending if i != msg.i]
+                        self.library.abandon_version(f.doc_id, f.version, msg.status, msg.error)
+                    elif msg.status in ("skipped", "failed"):
+                        self.library.record_unreadable(
+                            msg.path, msg.status, msg.error or "", msg.size, msg.mtime
+                        )
+                    if msg.status != "unchanged":
+                        yield FileStarted(msg.path, msg.i, len(files))
+                    run.counts[msg.status] += 1
+                    yield FileDone(msg.path, msg.status, chunks=msg.chunks, error=msg.error)
+                # Small files: embed what is waiting when the reader has nothing more right now.
+                if pending and messages.empty():
+                    yield from self._flush(pending, open_files, run)
+                    pending.clear()
+                    yield from self._commit_ended(open_files, run)
+            if pending:
+                yield from self._flush(pending, open_files, run)
+                pending.clear()
+            yield from self._commit_ended(open_files, run)
+        except Cancelled:
+            for f in open_files.values():
+                self.library.abandon_version(
+                    f.doc_id, f.version, "cancelled", "Adding was cancelled before it finished."
+                )
+                run.counts["cancelled"] += 1
+                yield FileDone(f.path, "cancelled", error="Cancelled before it finished.")
+        finally:
+            stop.set()
+            while reader.is_alive():  # unblock a reader waiting on a full queue
+                try:
+                    messages.get_nowait()
+                except queue.Empty:
+                    reader.join(0.05)
+
+    def _flush(
+        self, batch: list[tuple[int, Chunk]], open_files: dict[int, _OpenFile], run: _Run
+    ) -> Iterator[IngestEvent]:
+        live = [(i, c) for i, c in batch if i in open_files]
+        if not live:
+            return
+        vectors = self.embedder.embed([c.text for _, c in live])
+        by_file: dict[int, list[tuple[int, ChunkRecord]]] = {}
+        for row, (i, c) in enumerate(live):
+            f = open_files[i]
+            by_file.setdefault(i, []).append(
+                (row, ChunkRecord(f.next_idx, c.page, c.start, c.end, c.text))
+            )
+            f.next_idx += 1
+            f.buffered -= 1
+        for i, rows in by_file.items():
+            f = open_files[i]
+            self.library.add_chunks(
+                f.doc_id, f.version, [r for _, r in rows], vectors[[row for row, _ in rows]]
+            )
+            yield FileProgress(f.path, "embedding", f.pages, f.next_idx)
+
+    def _commit_ended(self, open_files: dict[int, _OpenFile], run: _Run) -> Iterator[IngestEvent]:
+        for i in [i for i, f in open_files.items() if f.ended and f.buffered == 0]:
+            f = open_files.pop(i)
+            if f.next_idx == 0:
+                error = f"'{Path(f.path).name}' has no text to read."
+                self.library.abandon_version(f.doc_id, f.version, "skipped", error)
+                run.counts["skipped"] += 1
+                yield FileDone(f.path, "skipped", pages=f.pages, error=error)
+                continue
+            self.library.commit_version(f.doc_id, f.version, f.next_idx, f.pages)
+            status = "replaced" if f.replacing else "added"
+            run.counts[status] += 1
+            run.pages += f.pages
+            run.chunks += f.next_idx
+            yield FileDone(f.path, status, chunks=f.next_idx, pages=f.pages)
+
+    # ---------------------------------------------------------------- the reader thread
+    def _read_all(self, files: list[Path], out: queue.Queue, stop: threading.Event) -> None:
+        def put(msg) -> bool:
+            while not stop.is_set():
+                try:
+                    out.put(msg, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        try:
+            for i, path in enumerate(files):
+                if stop.is_set() or not self._read_one(i, path, put):
+                    return
+        finally:
+            put(_DONE)
+
+    def _read_one(self, i: int, path: Path, put) -> bool:
+        name = str(path)
+        try:
+            st = path.stat()
+            sniff(path)  # refuse unsupported files before hashing them
+            version = file_hash(path)
+        except DocumentError as exc:
+            return put(_Outcome(i, name, exc.status, exc.message, size=_size(path)))
+        except OSError as exc:
+            err = UnreadableFile(
+                f"'{path.name}' could not be read ({exc.strerror or exc}). "
+                "Check that it still exists and that you may open it."
+            )
+            return put(_Outcome(i, name, err.status, err.message))
+        existing = self.library.document(name)
+        if (
+            existing
+            and existing.hash == version
+            and existing.status == "ready"
+            and not existing.pending
+        ):
+            return put(_Outcome(i, name, "unchanged", chunks=existing.chunks))
+        replacing = bool(existing and existing.hash)
+        if not put(_Begin(i, name, version, st.st_size, st.st_mtime, replacing)):
+            return False
+        pages = 0
+
+        def counted():
+            nonlocal pages
+            for page in read_pages(path):
+                pages += 1
+                yield page
+
+        try:
+            batch: list[Chunk] = []
+            for chunk in chunk_pages(
+                counted(), self.embedder.tokenizer, self._max_tokens, self.options.chunk_overlap
+            ):
+                batch.append(chunk)
+                if len(batch) >= self.options.batch_size and not put(_Chunks(i, batch, pages)):
+                    return False
+                if len(batch) >= self.options.batch_size:
+                    batch = []
+            if batch and not put(_Chunks(i, batch, pages)):
+                return False
+            return put(_End(i, pages))
+        except DocumentError as exc:
+            return put(_Outcome(i, name, exc.status, exc.message))
+        except OSError as exc:
+            return put(
+                _Outcome(
+                    i,
+                    name,
+                    "failed",
+                    f"'{path.name}' could not be read to the end ({exc.strerror or exc}).",
+                )
+            )
+        except Exception as exc:  # a bug or a parser we did not expect: report, never crash the run
+            return put(
+                _Outcome(
+                    i,
+                    name,
+                    "failed",
+                    f"'{path.name}' could not be read: unexpected {type(exc).__name__}.",
+                )
+            )
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

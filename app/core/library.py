@@ -1,0 +1,446 @@
+"""The library: a Chroma collection of vectors, an FTS5 keyword index and a documents table.
+
+Consistency rule (what makes crashes harmless): every chunk carries the content hash of the file
+version it came from (`version`). A document's `hash` names its live version; a new version is
+written under `pending` and only swapped in, in one SQLite transaction, once all its chunks are in
+both stores. Searches see only live versions. After a crash, `recover()` deletes whatever a
+pending version or an unfinished removal left behind, in both stores, so the vector store, the
+keyword index and the documents table never disagree.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app.core.events import Hit
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    hash TEXT,                 -- live version (content sha256), NULL until one is ready
+    pending TEXT,              -- version being written; non-NULL after a crash = interrupted
+    size INTEGER NOT NULL DEFAULT 0,
+    mtime REAL NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,      -- ready | failed | skipped | indexing | removing
+    error TEXT,
+    chunks INTEGER NOT NULL DEFAULT 0,
+    pages INTEGER NOT NULL DEFAULT 0,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    doc_id INTEGER NOT NULL,
+    version TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    page INTEGER,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, version, idx);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    text, content='chunks', content_rowid='rowid', tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts(rowid, text) VALUES (new.rowid, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+END;
+"""
+
+_STOPWORDS = frozenset(
+    """a an and are as at be by can do does for from how i in is it of on or that the this to was
+    what when where which who why will with you your my me we our there their they these those
+    about into if not no so than then have has had been were its""".split()
+)
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    id: int
+    path: str
+    hash: str | None
+    pending: str | None
+    size: int
+    mtime: float
+    status: str
+    error: str | None
+    chunks: int
+    pages: int
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    """A chunk ready to store: its text, where it came from, and its place in the document."""
+
+    idx: int
+    page: int | None
+    start: int
+    end: int
+    text: str
+
+
+class EmbedderMismatch(Exception):
+    """The library's vectors were made by another embedding model than the settings name."""
+
+    def __init__(self, library_model: str, settings_model: str) -> None:
+        super().__init__(
+            f"The library was indexed with the embedding model '{library_model}', but the settings "
+            f"now name '{settings_model}'. Vectors of two models cannot be mixed: re-index the "
+            "library (confidant reindex, or Settings > Re-index) or switch the setting back."
+        )
+        self.library_model = library_model
+        self.settings_model = settings_model
+
+
+def chunk_id(doc_id: int, version: str, idx: int) -> str:
+    """Deterministic, so writing the same chunk twice (after a crash) is an upsert, not a copy."""
+    return f"{doc_id}-{version[:16]}-{idx}"
+
+
+def fts_query(text: str) -> str | None:
+    """A safe FTS5 query (OR of quoted words, stop words dropped) or None if nothing is left."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    kept = [w for w in words if w not in _STOPWORDS] or words
+    unique = list(dict.fromkeys(kept))[:32]
+    return " OR ".join(f'"{w}"' for w in unique) if unique else None
+
+
+class Library:
+    """The store. Thread-safe: one lock serialises writes; reads use the same connection."""
+
+    COLLECTION = "chunks"
+
+    def __init__(self, home: Path) -> None:
+        self.home = Path(home)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(
+            self.home / "library.sqlite3", check_same_thread=False, isolation_level=None, timeout=30
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+        _chmod_private(self.home / "library.sqlite3")
+        self._client = None
+        self._collection = None
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def collection(self):
+        """The Chroma collection, opened on first use (importing chromadb takes ~1 s)."""
+        if self._collection is None:
+            with self._lock:
+                if self._collection is None:
+                    import chromadb
+                    from chromadb.config import Settings as ChromaSettings
+
+                    self._client = chromadb.PersistentClient(
+                        path=str(self.home / "library"),
+                        settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
+                    )
+                    self._collection = self._client.get_or_create_collection(
+                        self.COLLECTION,
+                        embedding_function=None,
+                        metadata={"hnsw:space": "cosine"},
+                    )
+        return self._collection
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+            self._collection = None
+            self._client = None
+
+    # ------------------------------------------------------------------ embedder identity
+    def check_embedder(self, model_id: str) -> None:
+        """Record the embedder on first use; refuse a different one later (EmbedderMismatch)."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key='embedder'").fetchone()
+            if row is None:
+                self._db.execute("INSERT INTO meta VALUES ('embedder', ?)", (model_id,))
+            elif row[0] != model_id:
+                if self.chunk_count() == 0:
+                    self._db.execute("UPDATE meta SET value=? WHERE key='embedder'", (model_id,))
+                else:
+                    raise EmbedderMismatch(row[0], model_id)
+
+    def embedder(self) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key='embedder'").fetchone()
+        return row[0] if row else None
+
+    # ------------------------------------------------------------------ reading
+    def documents(self) -> list[DocumentRow]:
+        rows = self._db.execute(
+            "SELECT id, path, hash, pending, size, mtime, status, error, chunks, pages "
+            "FROM documents ORDER BY path"
+        ).fetchall()
+        return [DocumentRow(*r) for r in rows]
+
+    def document(self, path: str) -> DocumentRow | None:
+        row = self._db.execute(
+            "SELECT id, path, hash, pending, size, mtime, status, error, chunks, pages "
+            "FROM documents WHERE path=?",
+            (path,),
+        ).fetchone()
+        return DocumentRow(*row) if row else None
+
+    def chunk_count(self) -> int:
+        return self._db.execute(
+            "SELECT count(*) FROM chunks c JOIN documents d ON c.doc_id=d.id AND c.version=d.hash"
+        ).fetchone()[0]
+
+    def hits_for_ids(self, ids: Sequence[str]) -> dict[str, Hit]:
+        """Live chunks by id (pending or stale versions are left out)."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._db.execute(
+            f'SELECT c.id, d.path, c.page, c.text, c.start, c."end", c.doc_id, c.idx '
+            f"FROM chunks c JOIN documents d ON c.doc_id=d.id AND c.version=d.hash "
+            f"WHERE c.id IN ({marks})",
+            list(ids),
+        ).fetchall()
+        return {r[0]: Hit(r[0], r[1], r[2], r[3], 0.0, r[4], r[5], r[6], r[7]) for r in rows}
+
+    def neighbours(self, doc_id: int, idx: int) -> list[Hit]:
+        rows = self._db.execute(
+            'SELECT c.id, d.path, c.page, c.text, c.start, c."end", c.doc_id, c.idx '
+            "FROM chunks c JOIN documents d ON c.doc_id=d.id AND c.version=d.hash "
+            "WHERE c.doc_id=? AND c.idx BETWEEN ? AND ? ORDER BY c.idx",
+            (doc_id, idx - 1, idx + 1),
+        ).fetchall()
+        return [Hit(r[0], r[1], r[2], r[3], 0.0, r[4], r[5], r[6], r[7]) for r in rows]
+
+    def keyword_search(self, text: str, k: int) -> list[str]:
+        """Chunk ids ranked by BM25 over the live chunks."""
+        query = fts_query(text)
+        if query is None:
+            return []
+        rows = self._db.execute(
+            "SELECT c.id FROM chunks_fts f JOIN chunks c ON c.rowid=f.rowid "
+            "JOIN documents d ON c.doc_id=d.id AND c.version=d.hash "
+            "WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts) LIMIT ?",
+            (query, k),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def vector_search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """(chunk id, cosine similarity) best first; may include ids of non-live versions."""
+        if self.collection.count() == 0:
+            return []
+        result = self.collection.query(
+            query_embeddings=[vector.tolist()],
+            n_results=min(k, self.collection.count()),
+            include=["distances"],
+        )
+        return [(i, 1.0 - d) for i, d in zip(result["ids"][0], result["distances"][0], strict=True)]
+
+    # ------------------------------------------------------------------ writing a version
+    def begin_version(self, path: str, version: str, size: int, mtime: float) -> int:
+        """Start writing a new version of `path`; returns the document id."""
+        with self._lock:
+            now = time.time()
+            row = self.document(path)
+            if row is None:
+                cur = self._db.execute(
+                    "INSERT INTO documents (path, pending, size, mtime, status, updated) "
+                    "VALUES (?, ?, ?, ?, 'indexing', ?)",
+                    (path, version, size, mtime, now),
+                )
+                return int(cur.lastrowid)
+            if row.pending and row.pending != version:
+                self._purge_version(row.id, row.pending)
+            self._db.execute(
+                "UPDATE documents SET pending=?, updated=? WHERE id=?", (version, now, row.id)
+            )
+            return row.id
+
+    def add_chunks(
+        self, doc_id: int, version: str, chunks: Sequence[ChunkRecord], vectors: np.ndarray
+    ) -> None:
+        """Store one batch in both stores. Idempotent: ids are deterministic."""
+        if not chunks:
+            return
+        ids = [chunk_id(doc_id, version, c.idx) for c in chunks]
+        metas = [{"doc_id": doc_id, "version": version} for _ in chunks]
+        with self._lock:
+            self.collection.upsert(
+                ids=ids, embeddings=np.asarray(vectors, dtype=np.float32), metadatas=metas
+            )
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO chunks "
+                '(id, doc_id, version, idx, page, start, "end", text) '
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (i, doc_id, version, c.idx, c.page, c.start, c.end, c.text)
+                    for i, c in zip(ids, chunks, strict=True)
+                ],
+            )
+            self._db.execute("COMMIT")
+
+    def commit_version(self, doc_id: int, version: str, chunks: int, pages: int) -> None:
+        """Make `version` live (one transaction), then drop the version it replaces."""
+        with self._lock:
+            old = self._db.execute("SELECT hash FROM documents WHERE id=?", (doc_id,)).fetchone()[0]
+            self._db.execute(
+                "UPDATE documents SET hash=?, pending=NULL, status='ready', error=NULL, chunks=?, "
+                "pages=?, updated=? WHERE id=?",
+                (version, chunks, pages, time.time(), doc_id),
+            )
+            if old and old != version:
+                self._purge_version(doc_id, old)
+
+    def abandon_version(self, doc_id: int, version: str, status: str, error: str | None) -> None:
+        """A new version failed: drop what was written of it. A live older version stays."""
+        with self._lock:
+            self._purge_version(doc_id, version)
+            live = self._db.execute("SELECT hash FROM documents WHERE id=?", (doc_id,)).fetchone()[
+                0
+            ]
+            if live:
+                self._db.execute(
+                    "UPDATE documents SET pending=NULL, error=?, updated=? WHERE id=?",
+                    (error, time.time(), doc_id),
+                )
+            else:
+                self._db.execute(
+                    "UPDATE documents SET pending=NULL, status=?, error=?, chunks=0, updated=? "
+                    "WHERE id=?",
+                    (status, error, time.time(), doc_id),
+                )
+
+    def record_unreadable(
+        self, path: str, status: str, error: str, size: int = 0, mtime: float = 0.0
+    ) -> None:
+        """Note a file that was skipped or failed before any version was started."""
+        with self._lock:
+            row = self.document(path)
+            if row is None:
+                self._db.execute(
+                    "INSERT INTO documents (path, size, mtime, status, error, updated) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (path, size, mtime, status, error, time.time()),
+                )
+            elif row.hash is None:
+                self._db.execute(
+                    "UPDATE documents SET status=?, error=?, updated=? WHERE id=?",
+                    (status, error, time.time(), row.id),
+                )
+            else:
+                self._db.execute(
+                    "UPDATE documents SET error=?, updated=? WHERE id=?",
+                    (error, time.time(), row.id),
+                )
+
+    # ------------------------------------------------------------------ removing
+    def remove(self, path: str) -> bool:
+        """Delete a document everywhere. Marked first: a crash midway is finished by recover()."""
+        with self._lock:
+            row = self.document(path)
+            if row is None:
+                return False
+            self._db.execute("UPDATE documents SET status='removing' WHERE id=?", (row.id,))
+            self._finish_removal(row.id)
+            return True
+
+    def _finish_removal(self, doc_id: int) -> None:
+        if self._has_vectors():
+            self.collection.delete(where={"doc_id": doc_id})
+        self._db.execute("BEGIN")
+        self._db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
+        self._db.execute("DELETE FROM documents WHERE id=?", (doc_id,))
+        self._db.execute("COMMIT")
+
+    def _purge_version(self, doc_id: int, version: str) -> None:
+        if self._has_vectors():
+            self.collection.delete(where={"$and": [{"doc_id": doc_id}, {"version": version}]})
+        self._db.execute("DELETE FROM chunks WHERE doc_id=? AND version=?", (doc_id, version))
+
+    def _has_vectors(self) -> bool:
+        return self._collection is not None or (self.home / "library").exists()
+
+    # ------------------------------------------------------------------ crash recovery
+    def recover(self) -> list[str]:
+        """Undo what an abrupt stop left half-done; returns the paths that were interrupted."""
+        with self._lock:
+            interrupted = []
+            for row in self.documents():
+                if row.status == "removing":
+                    self._finish_removal(row.id)
+                elif row.pending:
+                    interrupted.append(row.path)
+                    self._purge_version(row.id, row.pending)
+                    status = "ready" if row.hash else "interrupted"
+                    self._db.execute(
+                        "UPDATE documents SET pending=NULL, status=? WHERE id=?", (status, row.id)
+                    )
+            return interrupted
+
+    def reset(self) -> None:
+        """Forget every vector and chunk (for a re-index with another embedder); keep the paths."""
+        with self._lock:
+            if self._has_vectors():
+                self.collection  # noqa: B018 - opens the client
+                self._client.delete_collection(self.COLLECTION)
+                self._collection = None
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM chunks")
+            self._db.execute(
+                "UPDATE documents SET hash=NULL, pending=NULL, status='queued', chunks=0"
+            )
+            self._db.execute("DELETE FROM meta WHERE key='embedder'")
+            self._db.execute("COMMIT")
+
+    def verify(self) -> list[str]:
+        """Problems found comparing the stores (empty when consistent). For tests and `doctor`."""
+        problems = []
+        live = {
+            r[0]
+            for r in self._db.execute(
+                "SELECT c.id FROM chunks c JOIN documents d ON c.doc_id=d.id AND c.version=d.hash"
+            )
+        }
+        all_sql = {r[0] for r in self._db.execute("SELECT id FROM chunks")}
+        vec = set(self.collection.get(include=[])["ids"]) if self._has_vectors() else set()
+        if all_sql - live:
+            problems.append(f"{len(all_sql - live)} keyword-index chunks of no live version")
+        if vec - live:
+            problems.append(f"{len(vec - live)} vectors of no live version")
+        if live - vec:
+            problems.append(f"{len(live - vec)} live chunks without a vector")
+        fts = self._db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0]
+        if fts != len(all_sql):
+            problems.append(f"keyword index has {fts} rows for {len(all_sql)} chunks")
+        for row in self.documents():
+            if row.status == "ready":
+                n = self._db.execute(
+                    "SELECT count(*) FROM chunks WHERE doc_id=? AND version=?", (row.id, row.hash)
+                ).fetchone()[0]
+                if n != row.chunks:
+                    problems.append(f"{row.path}: {n} chunks stored, {row.chunks} recorded")
+            if row.pending or row.status in ("indexing", "removing"):
+                problems.append(f"{row.path}: unfinished ({row.status})")
+        return problems
+
+    def stored_chunk_ids(self) -> Iterable[str]:
+        return (r[0] for r in self._db.execute("SELECT id FROM chunks ORDER BY id"))
+
+
+def _chmod_private(path: Path) -> None:
+    if os.name == "posix" and path.exists():
+        os.chmod(path, 0o600)

@@ -1,0 +1,474 @@
+"""The GGUF engine: load with GPU offload and fallback, render the GGUF's chat template, stream.
+
+The streaming loop talks to llama.cpp's C API through llama-cpp-python's ctypes layer directly:
+the prompt is evaluated in n_batch slices (the cancel flag is checked between them), each token is
+sampled by llama.cpp's own sampler chain (no per-token copy of the logits into numpy), and pieces
+are decoded incrementally (a UTF-8 character split across tokens is held back, never mangled).
+
+Imports only llama_cpp and jinja2, so it runs on machines without chromadb or Qt. Not thread-safe:
+one lane (one thread) owns an engine.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.core.cancel import Cancelled, CancelToken
+from app.core.gguf_check import GGUFInfo, ModelFileError, inspect_gguf
+
+log = logging.getLogger(__name__)
+
+FALLBACK_TEMPLATE = (  # ChatML, used (with a warning) when a GGUF carries no template
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+class ModelLoadError(ModelFileError):
+    """llama.cpp could not load the model on any device."""
+
+
+class PromptTooLong(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    model: str
+    path: str
+    load_s: float
+    gpu_layers: int  # layers placed on the GPU
+    total_layers: int  # repeating layers + the output layer
+    device: str  # "GPU" or "CPU"
+    n_ctx: int
+    attempts: tuple[str, ...]  # what was tried, for the log and the status bar
+    warning: str | None = None  # e.g. no chat template in the file
+
+    @property
+    def where(self) -> str:
+        if self.gpu_layers == 0:
+            return "CPU"
+        return f"GPU, {self.gpu_layers}/{self.total_layers} layers"
+
+
+@dataclass(frozen=True)
+class Generated:
+    """Final figures of one generation (the last item a generate() call yields)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    prefill_ms: float
+    ttft_ms: float
+    tokens_per_s: float
+    stop_reason: str
+    reused_tokens: int = 0
+
+
+def _llama():
+    import llama_cpp  # imported lazily: loading the shared library takes a moment
+
+    return llama_cpp
+
+
+def gpu_offload_supported() -> bool:
+    try:
+        return bool(_llama().llama_supports_gpu_offload())
+    except Exception:  # no library at all: CPU is all we could do anyway
+        return False
+
+
+_LOG_CALLBACK = None
+
+
+def _quiet_llama_logs() -> None:
+    """Route llama.cpp's chatter to Python logging (warnings and errors only)."""
+    global _LOG_CALLBACK
+    if _LOG_CALLBACK is not None:
+        return
+    ll = _llama()
+    levels = {3: logging.WARNING, 4: logging.ERROR}  # ggml: 1 debug, 2 info, 3 warn, 4 error
+
+    @ll.llama_log_callback
+    def _callback(level, text, _user):  # pragma: no cover - called from C
+        if level in levels:
+            log.log(levels[level], "llama.cpp: %s", text.decode("utf-8", "replace").rstrip())
+
+    _LOG_CALLBACK = _callback
+    ll.llama_log_set(_callback, ctypes.c_void_p(0))
+
+
+def layer_plan(requested: int, total_layers: int, gpu: bool) -> list[int]:
+    """The GPU layer counts to try in order: what was asked, then fewer, then the CPU."""
+    if not gpu or requested == 0:
+        return [0]
+    first = total_layers if requested < 0 else min(requested, total_layers)
+    plan = [first]
+    n = first
+    while n > 1:
+        n //= 2
+        plan.append(n)
+    plan.append(0)
+    return list(dict.fromkeys(plan))
+
+
+class LlamaEngine:
+    """One loaded GGUF model with its context. Create, load(), then generate() repeatedly."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        n_ctx: int = 4096,
+        gpu_layers: int = -1,
+        n_batch: int = 512,
+        flash_attn: bool = True,
+        seed: int = 0,
+        n_threads: int | None = None,
+    ) -> None:
+        self.path = Path(path).expanduser()
+        self.n_ctx_requested = n_ctx
+        self.gpu_layers_requested = gpu_layers
+        self.n_batch = n_batch
+        self.flash_attn = flash_attn
+        self.seed = seed
+        self.n_threads = n_threads or max(1, (os.cpu_count() or 2))
+        self.info: GGUFInfo | None = None
+        self.report: LoadReport | None = None
+        self._model = None
+        self._ctx = None
+        self._vocab = None
+        self._cached: list[int] = []  # tokens whose KV entries are in the context
+        self._template = None
+        self._special_re: re.Pattern | None = None
+        self._piece_buf = ctypes.create_string_buffer(256)
+        self._one = None
+
+    # ------------------------------------------------------------------ loading
+    @property
+    def loaded(self) -> bool:
+        return self._ctx is not None
+
+    def load(self, _loader: Callable[[int], tuple[object, object]] | None = None) -> LoadReport:
+        """Validate the file, then load it with as many GPU layers as fit, falling back."""
+        if self.report is not None:
+            return self.report
+        started = time.perf_counter()
+        self.info = inspect_gguf(self.path)
+        _check_memory(self.info)
+        ll = _llama()
+        _quiet_llama_logs()
+        ll.llama_backend_init()
+        total = self.info.layers + 1
+        gpu = gpu_offload_supported()
+        attempts: list[str] = []
+        loader = _loader or self._load_with
+        for ngl in layer_plan(self.gpu_layers_requested, total, gpu):
+            try:
+                model, ctx = loader(ngl)
+            except MemoryError as exc:
+                attempts.append(f"{ngl} GPU layers: {exc}")
+                continue
+            self._model, self._ctx, used = model, ctx, ngl
+            break
+        else:
+            raise ModelLoadError(
+                f"'{self.path.name}' could not be loaded ({'; '.join(attempts)}). The computer may "
+                "not have enough memory for it: choose a smaller model or a smaller context size."
+            )
+        if _loader is None:
+            self._vocab = ll.llama_model_get_vocab(self._model)
+            self._one = (ll.llama_token * 1)()
+            self.n_ctx = ll.llama_n_ctx(self._ctx)
+        else:
+            self.n_ctx = self.n_ctx_requested
+        warning = None
+        template = self.info.chat_template
+        if template is None:
+            warning = (
+                f"'{self.path.name}' has no chat template; using the common ChatML format. "
+                "Answers may be poor: prefer an Instruct GGUF that includes its template."
+            )
+            log.warning(warning)
+            template = FALLBACK_TEMPLATE
+        self._template = _compile_template(template)
+        if attempts:
+            log.warning("model load fell back: %s", "; ".join(attempts))
+        self.report = LoadReport(
+            model=self.info.name,
+            path=str(self.path),
+            load_s=time.perf_counter() - started,
+            gpu_layers=min(used, total),
+            total_layers=total,
+            device="GPU" if used else "CPU",
+            n_ctx=self.n_ctx,
+            attempts=tuple(attempts),
+            warning=warning,
+        )
+        return self.report
+
+    def _load_with(self, ngl: int):
+        ll = _llama()
+        mparams = ll.llama_model_default_params()
+        mparams.n_gpu_layers = ngl
+        model = ll.llama_model_load_from_file(str(self.path).encode(), mparams)
+        if not model:
+            raise MemoryError("the model did not load")
+        cparams = ll.llama_context_default_params()
+        n_train = ll.llama_model_n_ctx_train(model)
+        cparams.n_ctx = min(self.n_ctx_requested, n_train) if n_train > 0 else self.n_ctx_requested
+        cparams.n_batch = self.n_batch
+        cparams.n_ubatch = self.n_batch
+        cparams.n_threads = self.n_threads
+        cparams.n_threads_batch = self.n_threads
+        cparams.no_perf = True
+        cparams.flash_attn_type = (
+            ll.LLAMA_FLASH_ATTN_TYPE_ENABLED
+            if (self.flash_attn and ngl)
+            else ll.LLAMA_FLASH_ATTN_TYPE_AUTO
+        )
+        ctx = ll.llama_init_from_model(model, cparams)
+        if not ctx:
+            ll.llama_model_free(model)
+            raise MemoryError("no memory for its context")
+        return model, ctx
+
+    def close(self) -> None:
+        if self._ctx is not None and self._vocab is not None:
+            ll = _llama()
+            ll.llama_free(self._ctx)
+            ll.llama_model_free(self._model)
+        self._ctx = self._model = self._vocab = None
+        self._cached = []
+        self.report = None
+
+    # ------------------------------------------------------------------ text <-> tokens
+    def render(self, messages: list[dict[str, str]]) -> str:
+        """The conversation in the model's own chat format, ending where the answer starts."""
+        return self._template.render(
+            messages=messages,
+            add_generation_prompt=True,
+            bos_token=self._token_text("bos"),
+            eos_token=self._token_text("eos"),
+        )
+
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
+        ll = _llama()
+        data = text.encode("utf-8")
+        capacity = len(data) + 16
+        buf = (ll.llama_token * capacity)()
+        n = ll.llama_tokenize(self._vocab, data, len(data), buf, capacity, False, special)
+        if n < 0:
+            buf = (ll.llama_token * -n)()
+            n = ll.llama_tokenize(self._vocab, data, len(data), buf, -n, False, special)
+        return list(buf[:n])
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text, special=False))
+
+    def neutralize(self, text: str) -> str:
+        """Make untrusted text (documents, questions) unable to spell the model's control
+        tokens (<|im_end|>, <|start_header_id|>...): a zero-width space breaks each occurrence."""
+        if self._special_re is None:
+            self._special_re = self._control_token_pattern()
+        if self._special_re.pattern == "(?!)":
+            return text
+        return self._special_re.sub(lambda m: m.group(0)[0] + "\u200b" + m.group(0)[1:], text)
+
+    def _control_token_pattern(self) -> re.Pattern:
+        ll = _llama()
+        texts = set()
+        for tok in range(ll.llama_vocab_n_tokens(self._vocab)):
+            if ll.llama_vocab_get_attr(self._vocab, tok) & (
+                ll.LLAMA_TOKEN_ATTR_CONTROL | ll.LLAMA_TOKEN_ATTR_USER_DEFINED
+            ):
+                piece = self._piece(tok, special=True).decode("utf-8", "replace")
+                if len(piece) > 1 and not piece.isspace():
+                    texts.add(piece)
+        texts.update({"<|im_start|>", "<|im_end|>", "[INST]", "[/INST]", "<<SYS>>", "<</SYS>>"})
+        alternatives = "|".join(re.escape(t) for t in sorted(texts, key=len, reverse=True))
+        return re.compile(alternatives or "(?!)")
+
+    def _token_text(self, which: str) -> str:
+        ll = _llama()
+        if self._vocab is None:
+            return ""
+        tok = ll.llama_vocab_bos(self._vocab) if which == "bos" else ll.llama_vocab_eos(self._vocab)
+        return self._piece(tok, special=True).decode("utf-8", "replace") if tok >= 0 else ""
+
+    def _piece(self, token: int, special: bool = False) -> bytes:
+        ll = _llama()
+        n = ll.llama_token_to_piece(self._vocab, token, self._piece_buf, 256, 0, special)
+        if n < 0:
+            big = ctypes.create_string_buffer(-n)
+            n = ll.llama_token_to_piece(self._vocab, token, big, -n, 0, special)
+            return big.raw[:n]
+        return self._piece_buf.raw[:n]
+
+    # ------------------------------------------------------------------ generation
+    def generate(
+        self, prompt: str, cancel: CancelToken, max_tokens: int = 512, temperature: float = 0.2
+    ) -> Iterator[str | Generated]:
+        """Yield text pieces as they are made, then one Generated with the figures.
+
+        Raises Cancelled only before the first token; after it, a cancel ends the stream with
+        stop_reason 'cancelled'. Reuses the KV cache for the prompt prefix shared with the
+        last call.
+        """
+        if not self.loaded:
+            self.load()
+        ll = _llama()
+        started = time.perf_counter()
+        tokens = self.tokenize(prompt, special=True)
+        if ll.llama_vocab_get_add_bos(self._vocab):
+            bos = ll.llama_vocab_bos(self._vocab)
+            if not tokens or tokens[0] != bos:
+                tokens.insert(0, bos)
+        if len(tokens) >= self.n_ctx:
+            raise PromptTooLong(
+                f"The question and its sources take {len(tokens)} tokens; the "
+                f"model's context holds {self.n_ctx}."
+            )
+        max_tokens = min(max_tokens, self.n_ctx - len(tokens))
+        ctx, vocab = self._ctx, self._vocab
+        mem = ll.llama_get_memory(ctx)
+
+        # Keep the KV entries of the longest shared prefix (at least one token is re-evaluated,
+        # since sampling needs fresh logits).
+        keep = 0
+        limit = min(len(self._cached), len(tokens) - 1)
+        while keep < limit and self._cached[keep] == tokens[keep]:
+            keep += 1
+        if keep == 0:
+            ll.llama_memory_clear(mem, True)
+        else:
+            ll.llama_memory_seq_rm(mem, 0, keep, -1)
+        self._cached = tokens[:keep]
+
+        arr = (ll.llama_token * len(tokens))(*tokens)
+        base = ctypes.addressof(arr)
+        size = ctypes.sizeof(ll.llama_token)
+        for i in range(keep, len(tokens), self.n_batch):
+            if cancel.cancelled:
+                raise Cancelled()
+            n = min(self.n_batch, len(tokens) - i)
+            ptr = ctypes.cast(base + i * size, ctypes.POINTER(ll.llama_token))
+            if ll.llama_decode(ctx, ll.llama_batch_get_one(ptr, n)) != 0:
+                self._cached = []
+                raise RuntimeError("llama.cpp could not evaluate the prompt")
+            self._cached.extend(tokens[i : i + n])
+        prefilled = time.perf_counter()
+
+        sampler = self._make_sampler(temperature)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        one = self._one
+        one_batch = ll.llama_batch_get_one(one, 1)
+        sample, is_eog, decode = ll.llama_sampler_sample, ll.llama_vocab_is_eog, ll.llama_decode
+        piece = self._piece
+        produced = 0
+        first_at = None
+        stop = "length"
+        try:
+            while produced < max_tokens:
+                tok = sample(sampler, ctx, -1)
+                if is_eog(vocab, tok):
+                    stop = "eog"
+                    break
+                produced += 1
+                text = decoder.decode(piece(tok))
+                if first_at is None:
+                    first_at = time.perf_counter()
+                if text:
+                    yield text
+                if cancel.cancelled:
+                    stop = "cancelled"
+                    break
+                one[0] = tok
+                if decode(ctx, one_batch) != 0:
+                    stop = "length"
+                    break
+                self._cached.append(tok)
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                yield tail
+        finally:
+            ll.llama_sampler_free(sampler)
+        ended = time.perf_counter()
+        first_at = first_at or ended
+        decode_s = ended - first_at
+        yield Generated(
+            prompt_tokens=len(tokens),
+            completion_tokens=produced,
+            prefill_ms=(prefilled - started) * 1000,
+            ttft_ms=(first_at - started) * 1000,
+            tokens_per_s=(produced - 1) / decode_s if produced > 1 and decode_s > 0 else 0.0,
+            stop_reason=stop,
+            reused_tokens=keep,
+        )
+
+    def _make_sampler(self, temperature: float):
+        ll = _llama()
+        chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
+        if temperature <= 0:
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_greedy())
+        else:
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_top_k(40))
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_top_p(0.95, 1))
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_min_p(0.05, 1))
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_temp(temperature))
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_dist(self.seed))
+        return chain
+
+
+def _compile_template(source: str):
+    from jinja2 import StrictUndefined  # noqa: F401 - templates rely on lenient undefined
+    from jinja2.exceptions import TemplateError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message):
+        raise TemplateError(message)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = lambda fmt: time.strftime(fmt)
+    try:
+        return env.from_string(source)
+    except TemplateError:
+        log.warning("the GGUF's chat template does not compile; using ChatML")
+        return env.from_string(FALLBACK_TEMPLATE)
+
+
+def _check_memory(info: GGUFInfo) -> None:
+    """Refuse a model that cannot possibly fit (file larger than RAM + GPU memory)."""
+    try:
+        import psutil
+
+        total = psutil.virtual_memory().total
+    except ImportError:  # the GPU machine may lack psutil: skip the check
+        return
+    vram = _gpu_memory_bytes()
+    if info.size > total + vram:
+        gib = 1024**3
+        on_gpu = f" and {vram / gib:.1f} GiB on its GPU" if vram else ""
+        raise ModelFileError(
+            f"'{info.path.name}' needs about {info.size / gib:.1f} GiB but this computer has "
+            f"{total / gib:.1f} GiB of memory{on_gpu}. "
+            "Choose a smaller model (a 3B or 8B Q4_K_M)."
+        )
+
+
+def _gpu_memory_bytes() -> int:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return int(torch.cuda.get_device_properties(0).total_memory)
+    except Exception:
+        pass
+    return 0

@@ -1,0 +1,119 @@
+"""Question -> ranked passages: vector search and BM25 keyword search, fused, neighbours merged.
+
+Vector search finds paraphrases; the keyword index finds rare exact terms (error codes, names,
+function names) that embeddings blur. Reciprocal rank fusion combines the two rankings without
+having to calibrate their scores against each other. Every returned hit carries its cosine
+similarity to the question, which is what the relevance gate and the user see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from app.core.embedding import Embedder
+from app.core.events import Hit
+from app.core.library import Library
+
+RRF_K = 60
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[str]], k: int = RRF_K
+) -> list[tuple[str, float]]:
+    """Fuse ranked id lists: score(id) = sum over lists of 1 / (k + rank)."""
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank + 1)
+    return sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
+
+
+def merge_neighbours(hits: Sequence[Hit]) -> list[Hit]:
+    """Merge hits that are consecutive chunks of the same page into one passage, keeping the
+    better rank and score, so the model does not read the same overlapping text twice."""
+    merged: list[Hit] = []
+    for hit in hits:
+        for i, kept in enumerate(merged):
+            if (
+                kept.doc_id == hit.doc_id
+                and kept.page == hit.page
+                and abs(kept.chunk_index - hit.chunk_index) == 1
+            ):
+                first, second = (kept, hit) if kept.start <= hit.start else (hit, kept)
+                overlap = max(0, first.end - second.start)
+                text = first.text + (second.text[overlap:] if overlap else "\n" + second.text)
+                merged[i] = replace(
+                    kept,
+                    text=text,
+                    start=first.start,
+                    end=max(first.end, second.end),
+                    score=max(kept.score, hit.score),
+                )
+                break
+        else:
+            merged.append(hit)
+    return merged
+
+
+def pack(hits: Sequence[Hit], count_tokens: Callable[[str], int], budget: int) -> list[Hit]:
+    """The best hits whose text fits in `budget` tokens (counted by the LLM's tokenizer)."""
+    packed, used = [], 0
+    for hit in hits:
+        cost = count_tokens(hit.text) + 24  # the source's header line
+        if used + cost > budget:
+            continue
+        packed.append(hit)
+        used += cost
+    return packed
+
+
+class Retriever:
+    """Hybrid search over a Library with the library's own embedder."""
+
+    def __init__(
+        self,
+        library: Library,
+        embedder: Embedder,
+        candidates: int = 40,
+        min_similarity: float = 0.2,
+    ) -> None:
+        self.library = library
+        self.embedder = embedder
+        self.candidates = candidates
+        self.min_similarity = min_similarity
+
+    def search(self, query: str, k: int = 5) -> list[Hit]:
+        """Up to k passages, best first, each with its cosine similarity as `score`."""
+        query = query.strip()
+        if not query:
+            return []
+        vector = self.embedder.embed_query(query)
+        by_vector = self.library.vector_search(vector, self.candidates)
+        by_keyword = self.library.keyword_search(query, self.candidates)
+        fused = reciprocal_rank_fusion([[i for i, _ in by_vector], by_keyword])
+        similarity = dict(by_vector)
+        top_ids = [i for i, _ in fused[: k * 3]]
+        live = self.library.hits_for_ids(top_ids)
+        missing = [i for i in top_ids if i in live and i not in similarity]
+        if missing:  # keyword-only hits: compute their similarity so every score means the same
+            similarity.update(self._similarities(missing, vector))
+        hits = [
+            replace(live[i], score=round(float(similarity.get(i, 0.0)), 4))
+            for i in top_ids
+            if i in live
+        ]
+        return merge_neighbours(hits)[:k]
+
+    def relevant(self, hits: Sequence[Hit]) -> list[Hit]:
+        """Hits close enough to the question to be worth showing the model."""
+        return [h for h in hits if h.score >= self.min_similarity]
+
+    def _similarities(self, ids: list[str], vector: np.ndarray) -> dict[str, float]:
+        got = self.library.collection.get(ids=ids, include=["embeddings"])
+        return {
+            i: float(np.dot(np.asarray(e, dtype=np.float32), vector))
+            for i, e in zip(got["ids"], got["embeddings"], strict=True)
+        }

@@ -1,0 +1,107 @@
+"""`confidant doctor`: what IT needs to know when something does not work."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+from app.config import default_embedder_path, default_llm_path, load_settings, machine_settings_path
+
+
+def _version(name: str) -> str:
+    try:
+        return md.version(name)
+    except md.PackageNotFoundError:
+        return "not installed"
+
+
+def _size(path: Path | None) -> str:
+    if path is None or not path.exists():
+        return "missing"
+    if path.is_dir():
+        total = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    else:
+        total = path.stat().st_size
+    return f"{total / 1e6:.0f} MB"
+
+
+def gpu_summary() -> str:
+    """'GPU offload: yes (NVIDIA ...)' or a plain statement that the CPU will be used, and why."""
+    from app.core.llm import gpu_offload_supported
+
+    offload = gpu_offload_supported()
+    name = None
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            name = torch.cuda.get_device_name(0)
+    except Exception:
+        pass
+    if offload:
+        return f"yes{f' ({name})' if name else ''}"
+    if name:
+        return (
+            f"no: a GPU ({name}) is present but this llama-cpp-python was built without CUDA; "
+            "models run on the CPU"
+        )
+    return "no: no usable NVIDIA GPU/driver found; models run on the CPU"
+
+
+def run_doctor(home: Path) -> int:
+    lines = [
+        ("Confidant", _version("confidant")),
+        ("Python", sys.version.split()[0]),
+        ("Platform", platform.platform()),
+    ]
+    for pkg in (
+        "llama_cpp_python",
+        "chromadb",
+        "sentence-transformers",
+        "torch",
+        "PySide6",
+        "pypdf",
+        "python-docx",
+    ):
+        lines.append((pkg, _version(pkg)))
+    lines.append(("GPU offload", gpu_summary()))
+    try:
+        settings = load_settings(home)
+        settings_note = "ok"
+    except Exception as exc:
+        settings, settings_note = None, str(exc)
+    llm = Path(settings.llm_path) if settings and settings.llm_path else default_llm_path()
+    emb = (
+        Path(settings.embedder_path)
+        if settings and settings.embedder_path
+        else default_embedder_path()
+    )
+    lines.append(("Chat model", f"{llm} ({_size(llm)})"))
+    lines.append(("Embedding model", f"{emb} ({_size(emb)})"))
+    writable = os.access(home, os.W_OK)
+    try:
+        with tempfile.NamedTemporaryFile(dir=home):
+            pass
+    except OSError:
+        writable = False
+    mode = oct(home.stat().st_mode & 0o777)
+    lines.append(
+        ("Data directory", f"{home} ({'writable' if writable else 'NOT writable'}, mode {mode})")
+    )
+    lines.append(("Settings", settings_note))
+    lines.append(
+        (
+            "Machine settings",
+            f"{machine_settings_path()} "
+            f"({'present' if machine_settings_path().exists() else 'none'})",
+        )
+    )
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        print(f"{key:<{width}}  {value}")
+    ok = writable and llm is not None and llm.exists() and emb is not None and emb.exists()
+    return 0 if ok else 1

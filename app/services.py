@@ -1,0 +1,131 @@
+"""The composition root: builds every service once, lazily, and hands them out.
+
+The CLI and the window both start here; tests build a Services over a tmp data dir with the real
+tiny models, or pass their own engine factory.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from app.config import Settings, embedder_path, isolate_from_network, llm_path, load_settings
+from app.core.chat import ChatSession
+from app.core.embedding import Embedder
+from app.core.gguf_check import ModelFileError
+from app.core.history import ChatHistory
+from app.core.ingest import IngestOptions, Ingestor
+from app.core.library import Library
+from app.core.llm import LlamaEngine
+from app.core.retrieval import Retriever
+
+
+class NoModelConfigured(ModelFileError):
+    pass
+
+
+class Services:
+    def __init__(
+        self,
+        home: Path,
+        settings: Settings | None = None,
+        *,
+        model_override: str | None = None,
+        engine_factory: Callable[[Settings], LlamaEngine] | None = None,
+    ) -> None:
+        isolate_from_network()
+        self.home = Path(home)
+        self.settings = settings or load_settings(self.home)
+        self.model_override = model_override
+        self._engine_factory = engine_factory
+        self._lock = threading.RLock()
+        self._library: Library | None = None
+        self._embedder: Embedder | None = None
+        self._engine: LlamaEngine | None = None
+        self._history: ChatHistory | None = None
+
+    @property
+    def library(self) -> Library:
+        with self._lock:
+            if self._library is None:
+                self._library = Library(self.home)
+            return self._library
+
+    @property
+    def embedder(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = Embedder(embedder_path(self.settings))
+            return self._embedder
+
+    @property
+    def history(self) -> ChatHistory:
+        with self._lock:
+            if self._history is None:
+                self._history = ChatHistory(self.home / "chats.sqlite3")
+            return self._history
+
+    def retriever(self) -> Retriever:
+        return Retriever(self.library, self.embedder)
+
+    def ingestor(self) -> Ingestor:
+        s = self.settings
+        return Ingestor(
+            self.library,
+            self.embedder,
+            IngestOptions(chunk_tokens=s.chunk_tokens, chunk_overlap=s.chunk_overlap),
+        )
+
+    def chat(self) -> ChatSession:
+        return ChatSession(self.retriever(), self.engine, self.settings)
+
+    def model_path(self) -> Path:
+        path = (
+            Path(self.model_override).expanduser()
+            if self.model_override
+            else llm_path(self.settings)
+        )
+        if path is None:
+            raise NoModelConfigured(
+                "No model is set and the embedded one is missing. Choose a .gguf file in Settings "
+                "(or pass --model PATH), or reinstall Confidant."
+            )
+        return path
+
+    def engine(self) -> LlamaEngine:
+        """The one engine, created on first use (not loaded: the lane that uses it loads it)."""
+        with self._lock:
+            if self._engine is None:
+                if self._engine_factory is not None:
+                    self._engine = self._engine_factory(self.settings)
+                else:
+                    s = self.settings
+                    self._engine = LlamaEngine(
+                        self.model_path(), n_ctx=s.context_size, gpu_layers=s.gpu_layers
+                    )
+            return self._engine
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Use new settings from now on; a changed embedding model is loaded afresh."""
+        with self._lock:
+            if embedder_path(settings) != embedder_path(self.settings):
+                self._embedder = None
+            self.settings = settings
+
+    def drop_engine(self) -> None:
+        """Forget the engine (after a settings change); the caller's lane must own it."""
+        with self._lock:
+            if self._engine is not None:
+                self._engine.close()
+                self._engine = None
+
+    def close(self) -> None:
+        with self._lock:
+            self.drop_engine()
+            if self._library is not None:
+                self._library.close()
+                self._library = None
+            if self._history is not None:
+                self._history.close()
+                self._history = None

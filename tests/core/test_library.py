@@ -1,0 +1,103 @@
+"""The store's consistency rules, with a real Chroma directory and real SQLite in tmp."""
+
+import numpy as np
+import pytest
+
+from app.core.library import ChunkRecord, EmbedderMismatch, Library, fts_query
+
+
+def vecs(n, seed=0):
+    v = np.random.default_rng(seed).normal(size=(n, 8)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def records(texts):
+    return [ChunkRecord(i, i + 1, 0, len(t), t) for i, t in enumerate(texts)]
+
+
+def ingest(lib, path, version, texts, seed=0):
+    doc = lib.begin_version(path, version, 10, 1.0)
+    lib.add_chunks(doc, version, records(texts), vecs(len(texts), seed))
+    lib.commit_version(doc, version, len(texts), len(texts))
+    return doc
+
+
+@pytest.fixture
+def lib(tmp_path):
+    library = Library(tmp_path)
+    yield library
+    library.close()
+
+
+def test_a_committed_version_is_searchable_both_ways(lib):
+    ingest(lib, "/a.txt", "v1", ["zebra crossing rules", "tax forms are due in april"])
+    assert lib.verify() == []
+    assert lib.chunk_count() == 2
+    ids = lib.keyword_search("When are the tax forms due?", 5)
+    assert len(ids) == 1 and lib.hits_for_ids(ids)[ids[0]].text == "tax forms are due in april"
+    assert len(lib.vector_search(vecs(1)[0], 5)) == 2
+
+
+def test_replacing_a_version_drops_the_old_chunks_everywhere(lib):
+    ingest(lib, "/a.txt", "v1", ["old text one", "old text two", "old text three"])
+    ingest(lib, "/a.txt", "v2", ["new text"], seed=1)
+    assert lib.verify() == []
+    assert lib.chunk_count() == 1
+    assert lib.keyword_search("old", 5) == []
+    assert lib.collection.count() == 1
+    assert lib.document("/a.txt").hash == "v2"
+
+
+def test_a_failed_new_version_keeps_the_old_one_live(lib):
+    ingest(lib, "/a.txt", "v1", ["the original content"])
+    doc = lib.begin_version("/a.txt", "v2", 10, 2.0)
+    lib.add_chunks(doc, "v2", records(["half written"]), vecs(1, 3))
+    assert lib.keyword_search("half", 5) == []  # pending chunks are never visible
+    lib.abandon_version(doc, "v2", "failed", "broken file")
+    row = lib.document("/a.txt")
+    assert (row.status, row.hash, row.error) == ("ready", "v1", "broken file")
+    assert lib.keyword_search("original", 5) and lib.verify() == []
+
+
+def test_recover_undoes_a_version_interrupted_by_a_crash(tmp_path):
+    lib = Library(tmp_path)
+    ingest(lib, "/done.txt", "d1", ["finished document"])
+    doc = lib.begin_version("/half.txt", "h1", 10, 1.0)
+    lib.add_chunks(doc, "h1", records(["first batch"]), vecs(1, 5))
+    lib.close()  # the process "dies" here: no commit
+    again = Library(tmp_path)
+    assert again.verify() != []  # the leftovers are visible to verify()
+    assert again.recover() == ["/half.txt"]
+    assert again.verify() == []
+    assert again.chunk_count() == 1
+    assert again.collection.count() == 1
+    again.close()
+
+
+def test_remove_deletes_everywhere_and_an_interrupted_removal_is_finished(tmp_path):
+    lib = Library(tmp_path)
+    ingest(lib, "/a.txt", "v1", ["alpha"])
+    ingest(lib, "/b.txt", "v1", ["beta"], seed=2)
+    assert lib.remove("/a.txt") and not lib.remove("/missing.txt")
+    assert [d.path for d in lib.documents()] == ["/b.txt"]
+    lib._db.execute("UPDATE documents SET status='removing' WHERE path='/b.txt'")  # crash midway
+    lib.close()
+    again = Library(tmp_path)
+    again.recover()
+    assert again.documents() == [] and again.collection.count() == 0 and again.verify() == []
+    again.close()
+
+
+def test_vectors_of_two_models_are_never_mixed(lib):
+    lib.check_embedder("model-a")
+    ingest(lib, "/a.txt", "v1", ["x"])
+    with pytest.raises(EmbedderMismatch, match="model-a"):
+        lib.check_embedder("model-b")
+    lib.reset()
+    lib.check_embedder("model-b")  # after a reset the library takes the new model
+    assert lib.verify() == [] and lib.chunk_count() == 0
+
+
+def test_fts_query_survives_syntax_characters():
+    assert fts_query('"Tax" AND (forms) NEAR* tax') == '"tax" OR "forms" OR "near"'
+    assert fts_query("   ?!  ") is None
