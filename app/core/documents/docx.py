@@ -1,0 +1,80 @@
+"""Word documents (.docx) through python-docx: paragraphs and table cells in reading order.
+
+Word has no fixed pages, so the whole text is one Page with number None.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Iterator
+
+from app.core.documents._io import corrupt, guarded, open_binary, quiet, quoted
+from app.core.documents.base import EmptyDocument, Page
+
+_WHAT = "Word document"
+_FIX = "Open it in Word, save it again as .docx, and add it again."
+MAX_XML_BYTES = 256 * 1024 * 1024  # the unpacked document.xml; more is a zip bomb, not a letter
+
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_P, _TBL, _TR, _TC = f"{_W}p", f"{_W}tbl", f"{_W}tr", f"{_W}tc"
+
+
+def _paragraph_text(p) -> str:
+    from docx.text.paragraph import Paragraph
+
+    return Paragraph(p, None).text
+
+
+def _blocks(parent) -> Iterator[str]:
+    """Text of paragraphs, and of tables row by row (cells joined by ' | '), in order."""
+    stack = [iter(parent)]
+    while stack:
+        child = next(stack[-1], None)
+        if child is None:
+            stack.pop()
+            continue
+        tag = child.tag
+        if tag == _P:
+            yield _paragraph_text(child)
+        elif tag == _TBL:
+            for tr in child.iter(_TR):
+                if tr.getparent() is not child:
+                    continue  # rows of nested tables come with their cell
+                cells = []
+                for tc in tr.iterchildren(_TC):
+                    text = " ".join(t for t in _blocks(tc) if t.strip())
+                    if text:
+                        cells.append(text)
+                if cells:
+                    yield " | ".join(cells)
+        elif isinstance(tag, str):  # content controls, inserted text, custom XML...
+            stack.append(iter(child))
+
+
+@guarded(_WHAT, _FIX)
+def read_docx(path: str | os.PathLike[str]) -> Iterator[Page]:
+    """Yield the document's text as a single Page(None, text)."""
+    import docx
+
+    f, _size = open_binary(path)
+    with f:
+        try:
+            with zipfile.ZipFile(f) as zf:
+                info = zf.getinfo("word/document.xml")
+            if info.file_size > MAX_XML_BYTES:
+                raise corrupt(
+                    path, _WHAT, "It is far too large to be an ordinary letter or report."
+                )
+            f.seek(0)
+            with quiet():
+                document = docx.Document(f)
+                text = "\n".join(t for t in _blocks(document.element.body) if t.strip())
+        except (zipfile.BadZipFile, KeyError) as exc:
+            raise corrupt(path, _WHAT, _FIX) from exc
+    if not text.strip():
+        raise EmptyDocument(
+            f"{quoted(path)} has no text in it, so there is nothing to read. "
+            "If it holds only pictures or scans, save it as PDF and run OCR on it first."
+        )
+    yield Page(None, text)
