@@ -80,6 +80,10 @@ def _dispatch(args) -> int:
     from app.core.instance import AlreadyRunning, InstanceLock
     from app.core.library import EmbedderMismatch
 
+    if args.command == "bench":  # measures in its own temporary libraries
+        from app.bench.cli import run_bench
+
+        return run_bench(args)
     try:
         home = data_dir()
     except OSError as exc:
@@ -88,10 +92,6 @@ def _dispatch(args) -> int:
         from app.doctor import run_doctor
 
         return run_doctor(home)
-    if args.command == "bench":
-        from app.bench.cli import run_bench
-
-        return run_bench(args)
     try:
         lock = InstanceLock(home, args.command or "self-test").acquire()
     except AlreadyRunning as exc:

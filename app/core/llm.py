@@ -127,7 +127,7 @@ class LlamaEngine:
         path: str | Path,
         n_ctx: int = 4096,
         gpu_layers: int = -1,
-        n_batch: int = 512,
+        n_batch: int | None = None,
         flash_attn: bool = True,
         seed: int = 0,
         n_threads: int | None = None,
@@ -135,7 +135,7 @@ class LlamaEngine:
         self.path = Path(path).expanduser()
         self.n_ctx_requested = n_ctx
         self.gpu_layers_requested = gpu_layers
-        self.n_batch = n_batch
+        self.n_batch = n_batch  # None: 2048 on the GPU, 512 on the CPU (see _load_with)
         self.flash_attn = flash_attn
         self.seed = seed
         self.n_threads = n_threads or max(1, (os.cpu_count() or 2))
@@ -149,6 +149,8 @@ class LlamaEngine:
         self._special_re: re.Pattern | None = None
         self._piece_buf = ctypes.create_string_buffer(256)
         self._one = None
+        self._abort_token: CancelToken | None = None
+        self._abort_cb = None
 
     # ------------------------------------------------------------------ loading
     @property
@@ -185,6 +187,9 @@ class LlamaEngine:
         if _loader is None:
             self._vocab = ll.llama_model_get_vocab(self._model)
             self._one = (ll.llama_token * 1)()
+            self._abort_cb = ll.ggml_abort_callback(
+                lambda _data: self._abort_token is not None and self._abort_token.cancelled
+            )
             self.n_ctx = ll.llama_n_ctx(self._ctx)
         else:
             self.n_ctx = self.n_ctx_requested
@@ -223,8 +228,11 @@ class LlamaEngine:
         cparams = ll.llama_context_default_params()
         n_train = ll.llama_model_n_ctx_train(model)
         cparams.n_ctx = min(self.n_ctx_requested, n_train) if n_train > 0 else self.n_ctx_requested
+        # Prompt slices: large on the GPU (fewer launches); on the CPU a 512-token slice of an 8B
+        # model takes seconds, so there llama.cpp's abort callback also stops a slice midway.
+        self.n_batch = self.n_batch or (2048 if ngl else 512)
         cparams.n_batch = self.n_batch
-        cparams.n_ubatch = self.n_batch
+        cparams.n_ubatch = min(self.n_batch, 512)
         cparams.n_threads = self.n_threads
         cparams.n_threads_batch = self.n_threads
         cparams.no_perf = True
@@ -351,18 +359,7 @@ class LlamaEngine:
             ll.llama_memory_seq_rm(mem, 0, keep, -1)
         self._cached = tokens[:keep]
 
-        arr = (ll.llama_token * len(tokens))(*tokens)
-        base = ctypes.addressof(arr)
-        size = ctypes.sizeof(ll.llama_token)
-        for i in range(keep, len(tokens), self.n_batch):
-            if cancel.cancelled:
-                raise Cancelled()
-            n = min(self.n_batch, len(tokens) - i)
-            ptr = ctypes.cast(base + i * size, ctypes.POINTER(ll.llama_token))
-            if ll.llama_decode(ctx, ll.llama_batch_get_one(ptr, n)) != 0:
-                self._cached = []
-                raise RuntimeError("llama.cpp could not evaluate the prompt")
-            self._cached.extend(tokens[i : i + n])
+        self._prefill(tokens, keep, cancel)
         prefilled = time.perf_counter()
 
         sampler = self._make_sampler(temperature)
@@ -411,6 +408,35 @@ class LlamaEngine:
             stop_reason=stop,
             reused_tokens=keep,
         )
+
+    def _prefill(self, tokens: list[int], start: int, cancel: CancelToken) -> None:
+        """Evaluate tokens[start:] in n_batch slices; the cancel flag is checked between slices
+        and, through llama.cpp's abort callback (set only here: it runs per graph node), inside
+        them on the CPU."""
+        ll = _llama()
+        ctx = self._ctx
+        arr = (ll.llama_token * len(tokens))(*tokens)
+        base = ctypes.addressof(arr)
+        size = ctypes.sizeof(ll.llama_token)
+        self._abort_token = cancel
+        ll.llama_set_abort_callback(ctx, self._abort_cb, None)
+        try:
+            for i in range(start, len(tokens), self.n_batch):
+                if cancel.cancelled:
+                    raise Cancelled()
+                n = min(self.n_batch, len(tokens) - i)
+                ptr = ctypes.cast(base + i * size, ctypes.POINTER(ll.llama_token))
+                status = ll.llama_decode(ctx, ll.llama_batch_get_one(ptr, n))
+                if status != 0:
+                    # Drop whatever the failed or aborted slice left in the KV cache.
+                    ll.llama_memory_seq_rm(ll.llama_get_memory(ctx), 0, len(self._cached), -1)
+                    if cancel.cancelled:
+                        raise Cancelled()
+                    raise RuntimeError(f"llama.cpp could not evaluate the prompt (status {status})")
+                self._cached.extend(tokens[i : i + n])
+        finally:
+            ll.llama_set_abort_callback(ctx, ll.ggml_abort_callback(), None)
+            self._abort_token = None
 
     def _make_sampler(self, temperature: float):
         ll = _llama()
