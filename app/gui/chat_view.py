@@ -1,0 +1,557 @@
+"""The conversation: message bubbles, streaming answers, sources, and the question box.
+
+Thin: it draws what the main window hands it (text, sources as dicts, stats) and says what the
+user asked for through signals. Tokens arrive through append_text() and are painted at most every
+30 ms (a timer flushes the buffer), never once per token.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication, QKeyEvent, QPalette
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.gui.markdown_render import to_html
+from app.gui.resources import icon
+
+FLUSH_MS = 30
+SNIPPET_CHARS = 110
+STOPPED_EARLY = "*Stopped before any answer.*"
+
+
+def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def source_label(src: dict) -> str:
+    name = Path(src.get("path", "")).name
+    page = src.get("page")
+    return f"{name} · page {page}" if page else name
+
+
+class SourceButton(QPushButton):
+    """One numbered source: file, page, a short snippet. Click (or Enter) opens the viewer."""
+
+    def __init__(self, source: dict, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.source = source
+        self.setObjectName("sourceButton")
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self._snippet = snippet(source.get("text", ""), 400)
+        self._head = f"[{source['n']}]  {source_label(source)}"
+        self.setText(f"{self._head}\n{self._snippet}")
+        fm = self.fontMetrics()
+        self.setMinimumHeight(fm.lineSpacing() * 2 + 18)
+        name = source.get("path", "")
+        self.setIcon(icon("pdf" if name.lower().endswith(".pdf") else "document"))
+        self.setToolTip(f"Open {source_label(source)} at the passage")
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        room = max(60, self.width() - self.iconSize().width() - 40)
+        line = self.fontMetrics().elidedText(self._snippet, Qt.TextElideMode.ElideRight, room)
+        self.setText(f"{self._head}\n{line}")
+
+
+class MessageBubble(QFrame):
+    """A question, an answer (streaming or done), or an error."""
+
+    source_clicked = Signal(dict)
+    copy_clicked = Signal()
+    regenerate_clicked = Signal()
+
+    def __init__(self, role: str, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.role = role  # "user" | "assistant" | "error"
+        self.text = text
+        self.sources: list[dict] = []
+        self.setObjectName(
+            {"user": "userBubble", "assistant": "answerBubble"}.get(role, "errorBubble")
+        )
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(14, 10, 14, 10)
+        layout.setSpacing(8)
+        top = QHBoxLayout()
+        top.setSpacing(8)
+        if role == "error":
+            badge = QLabel()
+            badge.setPixmap(icon("warning", "#d9534f").pixmap(20, 20))
+            badge.setAlignment(Qt.AlignmentFlag.AlignTop)
+            top.addWidget(badge)
+        self.label = QLabel()
+        self.label.setObjectName("bubbleText")
+        self.label.setWordWrap(True)
+        self.label.setTextFormat(
+            Qt.TextFormat.RichText if role == "assistant" else Qt.TextFormat.PlainText
+        )
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        self.label.setOpenExternalLinks(False)
+        self.label.linkActivated.connect(self._link)
+        self.label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
+        top.addWidget(self.label, 1)
+        layout.addLayout(top)
+        self.sources_box = QVBoxLayout()
+        self.sources_box.setSpacing(4)
+        layout.addLayout(self.sources_box)
+        self.footer = QHBoxLayout()
+        self.footer.setSpacing(4)
+        self.stats = QLabel()
+        self.stats.setObjectName("statsLabel")
+        self.footer.addWidget(self.stats, 1)
+        self.copy_button = self._tool("copy", "Copy answer", self.copy_clicked)
+        self.regen_button = self._tool("regenerate", "Regenerate answer", self.regenerate_clicked)
+        if role == "assistant":
+            layout.addLayout(self.footer)
+        self.set_footer_visible(False)
+        self.set_text(text)
+
+    def _tool(self, name: str, tip: str, signal) -> QToolButton:
+        button = QToolButton()
+        button.setIcon(icon(name))
+        button.setToolTip(tip)
+        button.setAccessibleName(tip)
+        button.setAutoRaise(True)
+        button.clicked.connect(signal)
+        self.footer.addWidget(button)
+        return button
+
+    def _link(self, href: str) -> None:
+        if href.startswith("source:"):
+            n = int(href.split(":", 1)[1])
+            for src in self.sources:
+                if src["n"] == n:
+                    self.source_clicked.emit(src)
+                    return
+
+    def set_text(self, text: str) -> None:
+        self.text = text
+        if self.role == "assistant":
+            if not text:
+                self.label.setText("<i>Thinking…</i>")
+                return
+            link = self.palette().color(QPalette.ColorRole.Link).name()
+            self.label.setText(to_html(text, link))
+        else:
+            self.label.setText(text)
+
+    def set_sources(self, sources: list[dict]) -> None:
+        self.sources = list(sources)
+        while self.sources_box.count():
+            item = self.sources_box.takeAt(0)
+            if item.widget():
+                item.widget().deleteLater()
+        if not sources:
+            return
+        heading = QLabel("Sources")
+        heading.setObjectName("sourcesHeading")
+        self.sources_box.addWidget(heading)
+        for src in sources:
+            button = SourceButton(src)
+            button.clicked.connect(lambda _=False, s=src: self.source_clicked.emit(s))
+            self.sources_box.addWidget(button)
+
+    def fit(self, max_width: int) -> None:
+        """Questions hug their text (up to max_width); answers use the whole column."""
+        if self.role != "user":
+            return
+        fm = self.label.fontMetrics()
+        natural = (
+            max((fm.horizontalAdvance(line) for line in self.text.splitlines() or [""]), default=0)
+            + 6
+        )
+        self.label.setFixedWidth(max(40, min(natural, max_width - 28)))
+
+    def set_footer_visible(self, visible: bool, can_regenerate: bool = True) -> None:
+        self.stats.setVisible(visible)
+        self.copy_button.setVisible(visible)
+        self.regen_button.setVisible(visible and can_regenerate)
+
+
+class ChatInput(QPlainTextEdit):
+    """Enter sends, Shift+Enter inserts a newline. File drops go to the window, not the text."""
+
+    submitted = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("chatInput")
+        self.setPlaceholderText("Ask a question about your documents…")
+        self.setTabChangesFocus(True)
+        self.setAccessibleName("Question")
+        self.document().documentLayout().documentSizeChanged.connect(self._fit)
+        self._fit()
+
+    def _fit(self, *_args) -> None:
+        lines = max(1, min(6, int(self.document().size().height())))
+        fm = self.fontMetrics()
+        self.setFixedHeight(lines * fm.lineSpacing() + 22)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not (
+            event.modifiers() & Qt.KeyboardModifier.ShiftModifier
+        ):
+            self.submitted.emit()
+            return
+        super().keyPressEvent(event)
+
+    def _has_files(self, event) -> bool:
+        mime = event.mimeData()
+        return mime.hasUrls() and any(u.isLocalFile() for u in mime.urls())
+
+    def dragEnterEvent(self, event) -> None:
+        if self._has_files(event):
+            event.ignore()  # let the window take it
+            return
+        super().dragEnterEvent(event)
+
+    def dragMoveEvent(self, event) -> None:
+        if self._has_files(event):
+            event.ignore()
+            return
+        super().dragMoveEvent(event)
+
+    def dropEvent(self, event) -> None:
+        if self._has_files(event):
+            event.ignore()
+            return
+        super().dropEvent(event)
+
+
+class EmptyState(QWidget):
+    """What an empty conversation shows: an invitation to drop files, or to ask."""
+
+    add_files = Signal()
+    add_folder = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.addStretch(2)
+        self.picture = QLabel()
+        self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(self.picture)
+        self.title = QLabel()
+        self.title.setObjectName("emptyTitle")
+        self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(self.title)
+        self.body = QLabel()
+        self.body.setObjectName("emptyBody")
+        self.body.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.body.setWordWrap(True)
+        self.body.setMaximumWidth(560)
+        layout.addWidget(self.body, 0, Qt.AlignmentFlag.AlignHCenter)
+        buttons = QHBoxLayout()
+        buttons.addStretch()
+        self.files_button = QPushButton(icon("add"), "Add &files…")
+        self.files_button.clicked.connect(self.add_files)
+        self.folder_button = QPushButton(icon("folder"), "Add f&older…")
+        self.folder_button.clicked.connect(self.add_folder)
+        for b in (self.files_button, self.folder_button):
+            b.setObjectName("primaryButton" if b is self.files_button else "secondaryButton")
+            b.setMinimumHeight(34)
+            buttons.addWidget(b)
+        buttons.addStretch()
+        layout.addSpacing(8)
+        layout.addLayout(buttons)
+        layout.addStretch(3)
+        self.set_library(0)
+
+    def set_library(self, documents: int) -> None:
+        has_docs = documents > 0
+        self.picture.setPixmap(
+            icon("app" if has_docs else "drop", _muted(self)).pixmap(64, 64)
+            if not has_docs
+            else icon("app", None).pixmap(64, 64)
+        )
+        if has_docs:
+            self.title.setText("Ask about your documents")
+            self.body.setText(
+                f"{documents} document{'s' if documents != 1 else ''} in your library. "
+                "Type a question below: answers cite the pages they come from. "
+                "Nothing leaves this computer."
+            )
+        else:
+            self.title.setText("Drop files or folders here")
+            self.body.setText(
+                "Add PDFs, Word documents, web pages or text files, then ask questions "
+                "about them. Everything stays on this computer."
+            )
+        self.files_button.setVisible(not has_docs)
+        self.folder_button.setVisible(not has_docs)
+
+
+def _muted(widget: QWidget):
+    color = widget.palette().color(QPalette.ColorRole.WindowText)
+    color.setAlphaF(0.45)
+    return color
+
+
+class ChatView(QWidget):
+    """Messages above, the question box below."""
+
+    send_requested = Signal(str)
+    stop_requested = Signal()
+    regenerate_requested = Signal()
+    source_clicked = Signal(dict)
+    add_files = Signal()
+    add_folder = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.bubbles: list[MessageBubble] = []
+        self.current: MessageBubble | None = None  # the answer being streamed
+        self.busy = False
+        self._pending = ""
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setInterval(FLUSH_MS)
+        self._flush_timer.timeout.connect(self.flush)
+        self.flushes = 0  # paints of streamed text (tests check tokens are coalesced)
+
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(0)
+        self.stack = QStackedWidget()
+        self.empty = EmptyState()
+        self.empty.setObjectName("emptyState")
+        self.empty.setAttribute(Qt.WidgetAttribute.WA_StyledBackground)
+        self.empty.add_files.connect(self.add_files)
+        self.empty.add_folder.connect(self.add_folder)
+        self.scroll = QScrollArea()
+        self.scroll.setObjectName("chatScroll")
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.column = QWidget()
+        self.column.setObjectName("chatColumn")
+        self.messages = QVBoxLayout(self.column)
+        self.messages.setContentsMargins(24, 20, 24, 20)
+        self.messages.setSpacing(14)
+        self.messages.addStretch(1)
+        self.scroll.setWidget(self.column)
+        self.scroll.verticalScrollBar().rangeChanged.connect(self._follow)
+        self._at_bottom = True
+        self.scroll.verticalScrollBar().valueChanged.connect(self._track_bottom)
+        self.stack.addWidget(self.empty)
+        self.stack.addWidget(self.scroll)
+        outer.addWidget(self.stack, 1)
+
+        bar = QFrame()
+        bar.setObjectName("inputBar")
+        row = QHBoxLayout(bar)
+        row.setContentsMargins(24, 10, 24, 14)
+        row.setSpacing(8)
+        self.input = ChatInput()
+        self.input.submitted.connect(self._send_or_stop_from_enter)
+        row.addWidget(self.input, 1)
+        self.send_button = QPushButton()
+        self.send_button.setObjectName("sendButton")
+        self.send_button.setMinimumSize(44, 38)
+        self.send_button.clicked.connect(self._send_or_stop)
+        row.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
+        outer.addWidget(bar)
+        self.setFocusProxy(self.input)
+        self._library_docs = 0
+        self.set_busy(False)
+        self._update_stack()
+
+    # ------------------------------------------------------------------ state
+    def set_library(self, documents: int) -> None:
+        self._library_docs = documents
+        self.empty.set_library(documents)
+        self._update_stack()
+
+    def _update_stack(self) -> None:
+        self.stack.setCurrentWidget(self.scroll if self.bubbles else self.empty)
+
+    def set_busy(self, busy: bool) -> None:
+        self.busy = busy
+        if busy:
+            self.send_button.setIcon(icon("stop"))
+            self.send_button.setToolTip("Stop the answer (Esc)")
+            self.send_button.setAccessibleName("Stop")
+        else:
+            self.send_button.setIcon(icon("send", "white"))
+            self.send_button.setToolTip("Send (Enter). Shift+Enter starts a new line.")
+            self.send_button.setAccessibleName("Send")
+        self.send_button.setProperty("stop", busy)
+        self.send_button.style().unpolish(self.send_button)
+        self.send_button.style().polish(self.send_button)
+        for bubble in self.bubbles:
+            if bubble.role == "assistant":
+                bubble.regen_button.setEnabled(not busy)
+
+    def _send_or_stop_from_enter(self) -> None:
+        if not self.busy:
+            self._send_or_stop()
+
+    def _send_or_stop(self) -> None:
+        if self.busy:
+            self.stop_requested.emit()
+            return
+        text = self.input.toPlainText().strip()
+        if text:
+            self.input.clear()
+            self.send_requested.emit(text)
+
+    # ------------------------------------------------------------------ messages
+    def clear(self) -> None:
+        self._flush_timer.stop()
+        self._pending = ""
+        for bubble in self.bubbles:
+            self.messages.removeWidget(bubble)
+            bubble.deleteLater()
+        self.bubbles.clear()
+        self.current = None
+        self._update_stack()
+
+    def _add(self, bubble: MessageBubble) -> MessageBubble:
+        row_index = self.messages.count() - 1  # before the stretch
+        self.messages.insertWidget(row_index, bubble)
+        if bubble.role == "user":
+            self.messages.setAlignment(bubble, Qt.AlignmentFlag.AlignRight)
+        bubble.fit(self._user_width())
+        bubble.source_clicked.connect(self.source_clicked)
+        bubble.copy_clicked.connect(lambda b=bubble: QGuiApplication.clipboard().setText(b.text))
+        bubble.regenerate_clicked.connect(self.regenerate_requested)
+        self.bubbles.append(bubble)
+        self._update_stack()
+        self._at_bottom = True
+        self._refresh_regenerate()
+        return bubble
+
+    def add_user(self, text: str) -> MessageBubble:
+        return self._add(MessageBubble("user", text))
+
+    def add_answer(self, text: str, sources: list[dict], stats: dict) -> MessageBubble:
+        bubble = self._add(MessageBubble("assistant"))
+        bubble.set_text(text or STOPPED_EARLY)
+        bubble.set_sources(sources)
+        bubble.stats.setText(stats_line(stats))
+        bubble.set_footer_visible(True)
+        self._refresh_regenerate()
+        return bubble
+
+    def add_error(self, message: str) -> MessageBubble:
+        return self._add(MessageBubble("error", message))
+
+    def begin_answer(self) -> MessageBubble:
+        self.current = self._add(MessageBubble("assistant"))
+        self._pending = ""
+        return self.current
+
+    def append_text(self, text: str) -> None:
+        self._pending += text
+        if not self._flush_timer.isActive():
+            self._flush_timer.start()
+
+    def flush(self) -> None:
+        if self.current is not None and self._pending:
+            self.current.set_text(self.current.text + self._pending)
+            self.flushes += 1
+        self._pending = ""
+        self._flush_timer.stop()
+
+    def set_sources(self, sources: list[dict]) -> None:
+        if self.current is not None:
+            self.current.set_sources(sources)
+
+    def finish_answer(self, text: str, stats: dict) -> None:
+        self.flush()
+        bubble = self.current
+        self.current = None
+        if bubble is None:
+            return
+        if text or bubble.text:
+            bubble.set_text(text or bubble.text)
+        else:
+            bubble.set_text(STOPPED_EARLY)
+        bubble.stats.setText(stats_line(stats))
+        bubble.set_footer_visible(True)
+        self._refresh_regenerate()
+
+    def fail_answer(self, message: str) -> None:
+        """The answer failed: its bubble becomes an error bubble (sources kept if any)."""
+        self.flush()
+        bubble = self.current
+        self.current = None
+        if bubble is not None and not bubble.text and not bubble.sources:
+            self.messages.removeWidget(bubble)
+            self.bubbles.remove(bubble)
+            bubble.deleteLater()
+        elif bubble is not None:
+            bubble.set_footer_visible(True, can_regenerate=False)
+        self.add_error(message)
+
+    def drop_last_answer(self) -> None:
+        """Remove the last answer (or error) bubble, for Regenerate."""
+        while self.bubbles and self.bubbles[-1].role in ("assistant", "error"):
+            bubble = self.bubbles.pop()
+            self.messages.removeWidget(bubble)
+            bubble.deleteLater()
+        self._update_stack()
+
+    def _refresh_regenerate(self) -> None:
+        answers = [b for b in self.bubbles if b.role == "assistant"]
+        for bubble in answers:
+            bubble.regen_button.setVisible(bubble is answers[-1] and bubble.stats.isVisible())
+
+    # ------------------------------------------------------------------ geometry
+    MAX_COLUMN = 860
+
+    def _user_width(self) -> int:
+        return int(min(self.width(), self.MAX_COLUMN) * 0.72)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        side = max(24, (self.width() - self.MAX_COLUMN) // 2)
+        self.messages.setContentsMargins(side, 20, side, 20)
+        for bubble in self.bubbles:
+            bubble.fit(self._user_width())
+
+    # ------------------------------------------------------------------ scrolling
+    def _track_bottom(self, value: int) -> None:
+        bar = self.scroll.verticalScrollBar()
+        self._at_bottom = value >= bar.maximum() - 40
+
+    def _follow(self, _min: int, maximum: int) -> None:
+        if self._at_bottom:
+            self.scroll.verticalScrollBar().setValue(maximum)
+
+    def event(self, e: QEvent) -> bool:
+        if e.type() == QEvent.Type.PaletteChange:
+            self.set_busy(self.busy)
+        return super().event(e)
+
+
+def stats_line(stats: dict) -> str:
+    if not stats:
+        return ""
+    if stats.get("stop_reason") == "no_sources":
+        return "No matching passages found"
+    parts = []
+    if stats.get("model"):
+        parts.append(str(stats["model"]))
+    if stats.get("tokens_per_s"):
+        parts.append(f"{stats['tokens_per_s']:.0f} tokens/s")
+    if stats.get("stop_reason") == "cancelled":
+        parts.append("stopped")
+    elif stats.get("stop_reason") == "length":
+        parts.append("cut at the length limit")
+    return " · ".join(parts)

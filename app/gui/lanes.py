@@ -1,0 +1,285 @@
+"""Lanes: one QThread each, running core generators one job at a time.
+
+A job is a generator function run on the lane's thread; every object it yields is handed to the
+GUI thread unchanged through `event` (a queued Signal(object, object): job, event). Jobs submitted
+while one runs wait their turn in the thread's event queue. Each job has its own CancelToken.
+Workers never touch widgets.
+
+ModelLane owns the LlamaEngine: llama.cpp is not thread-safe, so every engine call (load, ask,
+drop) happens on that one thread. IngestLane runs ingestion, removal and re-indexing, and answers
+with snapshots of the library table so the GUI thread never queries the store itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from app.core.cancel import CancelToken
+from app.core.events import FileDone, IngestFinished
+
+log = logging.getLogger(__name__)
+
+_ids = itertools.count(1)
+
+
+@dataclass(eq=False)
+class Job:
+    kind: str
+    cancel: CancelToken = field(default_factory=CancelToken)
+    id: int = field(default_factory=lambda: next(_ids))
+    data: dict = field(default_factory=dict)  # whatever the submitter wants back with events
+
+
+# --------------------------------------------------------------------- events the lanes add
+@dataclass(frozen=True)
+class ModelLoading:
+    """The engine is about to load (the status bar says so)."""
+
+
+@dataclass(frozen=True)
+class ModelReady:
+    model: str
+    where: str  # "CPU" or "GPU, 33/33 layers"
+    warning: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelFailed:
+    message: str
+
+
+@dataclass(frozen=True)
+class ModelDropped:
+    pass
+
+
+@dataclass(frozen=True)
+class LibrarySnapshot:
+    documents: tuple  # DocumentRow, sorted by path
+    chunks: int
+
+
+@dataclass(frozen=True)
+class IngestBlocked:
+    """Ingestion refused to start (the library was made with another embedding model)."""
+
+    message: str
+    mismatch: bool = True
+
+
+def describe(exc: BaseException) -> str:
+    """One sentence for an exception nobody expected (the log keeps the traceback)."""
+    if isinstance(exc, OSError) and exc.errno == 28:
+        return "The disk is full. Free some space and try again."
+    if isinstance(exc, MemoryError):
+        return "The computer ran out of memory. Close other programs and try again."
+    text = str(exc).strip() or type(exc).__name__
+    return text if text.endswith(".") else text + "."
+
+
+class _Worker(QObject):
+    event = Signal(object, object)
+    failed = Signal(object, str)
+    finished = Signal(object)
+
+    @Slot(object, object)
+    def run(self, job: Job, work: Callable[[Job], Iterator[object]]) -> None:
+        try:
+            if job.cancel.cancelled:
+                return
+            for item in work(job):
+                self.event.emit(job, item)
+        except Exception as exc:  # a job must never kill its lane
+            log.exception("%s job failed", job.kind)
+            self.failed.emit(job, describe(exc))
+        finally:
+            self.finished.emit(job)
+
+
+class Lane(QObject):
+    """A QThread with one worker. submit() queues a job; stop() cancels and joins."""
+
+    event = Signal(object, object)  # job, event object
+    failed = Signal(object, str)  # job, plain sentence
+    finished = Signal(object)  # job
+    _submit = Signal(object, object)
+
+    def __init__(self, name: str, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._thread = QThread()
+        self._thread.setObjectName(name)
+        self._worker = _Worker()
+        self._worker.moveToThread(self._thread)
+        self._submit.connect(self._worker.run)
+        self._worker.event.connect(self.event)
+        self._worker.failed.connect(self.failed)
+        self._worker.finished.connect(self._done)
+        self.jobs: list[Job] = []  # queued or running, oldest first
+        self._thread.start()
+
+    def submit(self, kind: str, work: Callable[[Job], Iterator[object]], **data) -> Job:
+        job = Job(kind, data=data)
+        self.jobs.append(job)
+        self._submit.emit(job, work)
+        return job
+
+    def busy(self, kind: str | None = None) -> bool:
+        return any(kind is None or j.kind == kind for j in self.jobs)
+
+    def cancel_all(self, kind: str | None = None) -> None:
+        for job in self.jobs:
+            if kind is None or job.kind == kind:
+                job.cancel.cancel()
+
+    def _done(self, job: Job) -> None:
+        if job in self.jobs:
+            self.jobs.remove(job)
+        self.finished.emit(job)
+
+    def stop(self, timeout_ms: int = 30_000) -> bool:
+        """Cancel everything, let the thread finish its current job, join it."""
+        self.cancel_all()
+        self._thread.quit()
+        ok = self._thread.wait(timeout_ms)
+        if not ok:
+            log.warning("lane %s did not stop in %d ms", self._thread.objectName(), timeout_ms)
+        return ok
+
+
+class ModelLane(Lane):
+    """Everything that touches the LlamaEngine, on one thread."""
+
+    def __init__(self, services, parent: QObject | None = None) -> None:
+        super().__init__("confidant-model", parent)
+        self.services = services
+
+    def _report(self) -> ModelReady | None:
+        engine = self.services.engine()
+        report = engine.report
+        if report is None:
+            return None
+        return ModelReady(report.model, report.where, report.warning)
+
+    def preload(self) -> Job:
+        def work(job: Job) -> Iterator[object]:
+            yield ModelLoading()
+            try:
+                self.services.engine().load()
+            except Exception as exc:
+                log.warning("model did not load: %s", exc)
+                yield ModelFailed(describe(exc))
+                return
+            yield self._report()
+
+        return self.submit("load", work)
+
+    def ask(self, question: str, history: Sequence, **data) -> Job:
+        def work(job: Job) -> Iterator[object]:
+            try:
+                loading = not self.services.engine().loaded
+            except Exception:  # no model configured: the chat session says so in words
+                loading = False
+            if loading:
+                yield ModelLoading()
+            yield from self.services.chat().ask(question, job.cancel, history)
+            try:
+                report = self._report()
+            except Exception:
+                report = None
+            if report is not None:
+                yield report
+            elif loading:  # nothing to answer from: the model was not needed after all
+                yield ModelDropped()
+
+        return self.submit("ask", work, question=question, **data)
+
+    def drop_engine(self, reload: bool = True) -> Job:
+        def work(job: Job) -> Iterator[object]:
+            self.services.drop_engine()
+            yield ModelDropped()
+
+        job = self.submit("drop", work)
+        if reload:
+            self.preload()
+        return job
+
+
+class IngestLane(Lane):
+    """Adding, removing and re-indexing documents, one job after the other."""
+
+    SNAPSHOT_EVERY_S = 0.4
+
+    def __init__(self, services, parent: QObject | None = None) -> None:
+        super().__init__("confidant-ingest", parent)
+        self.services = services
+
+    def snapshot(self) -> LibrarySnapshot:
+        library = self.services.library
+        return LibrarySnapshot(tuple(library.documents()), library.chunk_count())
+
+    def _ingest(self, paths: Sequence[str], job: Job) -> Iterator[object]:
+        from app.core.library import EmbedderMismatch
+
+        last = 0.0
+        try:
+            for item in self.services.ingestor().run(list(paths), job.cancel):
+                yield item
+                now = time.monotonic()
+                if isinstance(item, IngestFinished) or (
+                    isinstance(item, FileDone) and now - last > self.SNAPSHOT_EVERY_S
+                ):
+                    last = now
+                    yield self.snapshot()
+        except EmbedderMismatch as exc:
+            yield IngestBlocked(str(exc))
+            yield self.snapshot()
+
+    def ingest(self, paths: Sequence[str]) -> Job:
+        paths = [str(p) for p in paths]
+        return self.submit("ingest", lambda job: self._ingest(paths, job), paths=paths)
+
+    def remove(self, paths: Sequence[str]) -> Job:
+        paths = [str(p) for p in paths]
+
+        def work(job: Job) -> Iterator[object]:
+            for path in paths:
+                self.services.library.remove(path)
+            yield self.snapshot()
+
+        return self.submit("remove", work, paths=paths)
+
+    def reindex(self, settings=None) -> Job:
+        """Forget every vector, then read every known file again (with `settings` if given)."""
+
+        def work(job: Job) -> Iterator[object]:
+            library = self.services.library
+            paths = [d.path for d in library.documents()]
+            if settings is not None:
+                self.services.apply_settings(settings)
+            library.reset()
+            yield self.snapshot()
+            yield from self._ingest(paths, job)
+
+        return self.submit("ingest", work, paths=[], reindex=True)
+
+    def refresh(self) -> Job:
+        return self.submit("refresh", lambda job: iter([self.snapshot()]))
+
+    def warm_up(self) -> Job:
+        """Load the embedding model ahead of the first question or drop."""
+
+        def work(job: Job) -> Iterator[object]:
+            try:
+                self.services.embedder.load()
+            except Exception as exc:
+                log.warning("embedder did not load: %s", exc)
+            return
+            yield
+
+        return self.submit("warm", work)

@@ -1,0 +1,60 @@
+"""Small helpers shared by the GUI tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
+
+LONG = 120_000  # ms: generous for 2 busy cores; waits end as soon as the condition holds
+
+
+def drop_files(window, paths: list[Path]) -> None:
+    """Drag `paths` onto the window and drop them, as a file manager would."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    pos = QPointF(window.width() / 2, window.height() / 2)
+    enter = QDragEnterEvent(
+        pos,
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(
+        pos,
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(window, drop)
+
+
+def status_of(window, path: Path) -> str:
+    return window.library.documents().get(str(path), ("", ""))[0]
+
+
+def wait_ingested(qtbot, window, paths: list[Path], status: str = "ready") -> None:
+    qtbot.waitUntil(
+        lambda: (
+            all(status_of(window, p) == status for p in paths)
+            and not window.ingest_lane.busy("ingest")
+        ),
+        timeout=LONG,
+    )
+
+
+def wait_answer(qtbot, window) -> None:
+    qtbot.waitUntil(lambda: window.ask_job is None, timeout=LONG)
+
+
+def shot(window, folder: Path, name: str) -> Path:
+    QApplication.processEvents()
+    path = folder / f"{name}.png"
+    window.grab().save(str(path))
+    return path

@@ -1,0 +1,384 @@
+"""The real window, the real tiny models: drop, ask, cite, stop, fail, restart, settings."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+from pytestqt.exceptions import TimeoutError
+
+from app.config import load_settings
+from app.gui.chat_view import SourceButton
+from tests.gui.helpers import LONG, drop_files, shot, status_of, wait_answer, wait_ingested
+from tests.pdfmaker import make_pdf
+
+pytestmark = pytest.mark.slow
+
+FACT_PAGE_2 = (
+    "Zephyr project budget\n"
+    "The Zephyr project budget is 48,000 euros for the year.\n"
+    "The budget was approved by Marta Quillfeather in March."
+)
+
+
+def _docs(folder: Path) -> tuple[Path, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    pdf = make_pdf(
+        folder / "zephyr-report.pdf",
+        [
+            "Annual report\nThis report covers the office move and the new printers.",
+            FACT_PAGE_2,
+            "Appendix\nThe cafeteria opens at eight and closes at four.",
+        ],
+    )
+    notes = folder / "holiday-policy.md"
+    notes.write_text(
+        "# Holiday policy\n\nEvery employee has 27 days of paid holiday per year. "
+        "Requests go to the team lead two weeks ahead.\n",
+        encoding="utf-8",
+    )
+    return pdf, notes
+
+
+def _wait_painted(qtbot, widget) -> None:
+    """Wait (briefly) until the PDF page is rendered, for a meaningful screenshot."""
+
+    def has_text() -> bool:
+        image = widget.grab().toImage()
+        return any(
+            image.pixelColor(x, y).lightness() < 100
+            for y in range(0, image.height(), 4)
+            for x in range(0, image.width(), 4)
+        )
+
+    # Rendering is asynchronous; the screenshot is a nicety, not the test.
+    with contextlib.suppress(TimeoutError):
+        qtbot.waitUntil(has_text, timeout=5000)
+
+
+def test_window_is_visible_before_any_model_loads(tmp_path):
+    """Building and showing the window imports neither llama.cpp nor torch nor chromadb."""
+    script = (
+        "import os, sys, time\n"
+        "t = time.perf_counter()\n"
+        "from app.gui.main import create_application\n"
+        "app = create_application([])\n"
+        "from app.config import data_dir\n"
+        "from app.services import Services\n"
+        "from app.gui.main_window import MainWindow\n"
+        "services = Services(data_dir())\n"
+        "w = MainWindow(services)\n"
+        "w.show(); app.processEvents()\n"
+        "ms = (time.perf_counter() - t) * 1000\n"
+        "heavy = [m for m in ('llama_cpp', 'torch', 'chromadb', 'sentence_transformers') "
+        "if m in sys.modules]\n"
+        "print('VISIBLE_MS', round(ms), 'HEAVY', ','.join(heavy) or '-')\n"
+        "w.shutdown(); services.close()\n"
+    )
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", CONFIDANT_HOME=str(tmp_path / "home"))
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parents[2],
+    )
+    assert out.returncode == 0, out.stderr
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("VISIBLE_MS"))
+    _, ms, _, heavy = line.split()
+    print(f"time to visible window: {ms} ms")
+    assert heavy == "-", f"showing the window loaded {heavy}"
+    assert int(ms) < 10_000
+
+
+def test_empty_state_invites_drops(make_window, home, shots):
+    window = make_window(home)
+    assert window.chat.stack.currentWidget() is window.chat.empty
+    assert "Drop files" in window.chat.empty.title.text()
+    assert window.library.stack.currentWidget() is window.library.placeholder
+    shot(window, shots, "01-empty")
+
+
+def test_drop_ask_cite_and_view(qtbot, make_window, home, tmp_path, shots):
+    pdf, notes = _docs(tmp_path / "docs")
+    window = make_window(home)
+    drop_files(window, [pdf, notes])
+    assert window.library.progress_box.isVisible()
+    wait_ingested(qtbot, window, [pdf, notes])
+    assert not window.library.progress_box.isVisible()
+    assert "2 documents" in window.library_label.text()
+    assert window.chat.stack.currentWidget() is window.chat.empty  # now: "ask about…"
+    shot(window, shots, "02-library-ready")
+
+    pieces = []
+    window.model_lane.event.connect(
+        lambda job, ev: pieces.append(ev) if type(ev).__name__ == "TextPiece" else None
+    )
+    window.chat.input.setPlainText("What is the Zephyr project budget?")
+    qtbot.keyClick(window.chat.input, Qt.Key.Key_Return)
+    assert window.ask_job is not None and window.chat.busy
+    wait_answer(qtbot, window)
+    answer = [b for b in window.chat.bubbles if b.role == "assistant"][-1]
+    assert answer.text.strip()
+    assert answer.sources, "the answer lists its sources"
+    assert 1 <= window.chat.flushes <= len(pieces)  # coalesced: never more paints than tokens
+    assert "·" in window.model_label.text()  # "SmolLM2… · CPU"
+    stored = window.services.history.messages(window.conversation)
+    assert [m.role for m in stored] == ["user", "assistant"]
+    assert stored[1].sources
+    shot(window, shots, "03-answer")
+
+    buttons = [
+        b
+        for b in answer.findChildren(SourceButton)
+        if b.source["path"] == str(pdf) and b.source["page"] == 2
+    ]
+    assert buttons, [b.source for b in answer.findChildren(SourceButton)]
+    qtbot.mouseClick(buttons[0], Qt.MouseButton.LeftButton)
+    viewer = window.viewer
+    assert viewer is not None and viewer.isVisible()
+    qtbot.waitUntil(lambda: viewer.current_page == 1, timeout=10_000)
+    qtbot.waitUntil(lambda: viewer.search_hits() > 0, timeout=10_000)
+    _wait_painted(qtbot, viewer.pdf_view.viewport())
+    viewer.grab().save(str(shots / "04-viewer-pdf.png"))
+
+    # A non-PDF source opens as text, scrolled to the passage, highlighted.
+    from app.gui.main_window import source_dict
+
+    hit = next(
+        h
+        for h in window.services.retriever().search("paid holiday per year", k=3)
+        if h.path == str(notes)
+    )
+    window.open_source(source_dict(type("S", (), {"n": 2, "hit": hit})()))
+    qtbot.waitUntil(lambda: viewer.stack.currentWidget() is viewer.text, timeout=10_000)
+    assert viewer.text.extraSelections()
+    assert "27 days of paid holiday" in viewer.highlighted_text
+    viewer.grab().save(str(shots / "05-viewer-text.png"))
+
+
+def test_stop_ends_generation_quickly(qtbot, make_window, home, shots):
+    window = make_window(home, max_answer_tokens=2000, only_from_documents=False)
+    window.ask("Write a very long story about a lighthouse keeper and the sea.")
+    qtbot.waitUntil(
+        lambda: bool(
+            window.chat.current is not None and (window.chat.current.text or window.chat._pending)
+        ),
+        timeout=LONG,
+    )
+    stopped_at = time.perf_counter()
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    wait_answer(qtbot, window)
+    took = time.perf_counter() - stopped_at
+    assert took < 3.0, f"Stop took {took:.1f} s"
+    stored = window.services.history.messages(window.conversation)
+    assert stored[-1].role == "assistant"
+    assert stored[-1].stats.get("stop_reason") == "cancelled"
+    assert stored[-1].stats.get("completion_tokens", 0) < 400
+    assert not window.chat.busy
+    shot(window, shots, "06-stopped")
+
+
+def test_bad_file_shows_its_reason(qtbot, make_window, home, tmp_path, shots):
+    bad = tmp_path / "scan.pdf"
+    bad.write_bytes(b"%PDF-1.4\n" + os.urandom(2048))
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    window = make_window(home)
+    drop_files(window, [bad, empty])
+    qtbot.waitUntil(
+        lambda: (
+            status_of(window, bad) == "failed"
+            and status_of(window, empty) in ("skipped", "failed")
+            and not window.ingest_lane.busy()
+        ),
+        timeout=LONG,
+    )
+    _status, detail = window.library.documents()[str(bad)]
+    assert detail.startswith("Failed: ") and len(detail) > len("Failed: ") + 10
+    assert "Traceback" not in detail
+    item = window.library.item_for(str(bad))
+    assert detail.split(": ", 1)[1] in item.toolTip()
+    window.ask("Is anything in there?")  # the app stays usable with nothing readable
+    wait_answer(qtbot, window)
+    shot(window, shots, "07-bad-file")
+
+
+def test_remove_runs_on_the_ingest_lane(qtbot, make_window, home, tmp_path, monkeypatch):
+    _pdf, notes = _docs(tmp_path / "docs")
+    window = make_window(home)
+    drop_files(window, [notes])
+    wait_ingested(qtbot, window, [notes])
+    monkeypatch.setattr(
+        QMessageBox, "question", staticmethod(lambda *a, **k: QMessageBox.StandardButton.Yes)
+    )
+    calls = []
+    real_remove = window.services.library.remove
+
+    def remove(path):
+        from PySide6.QtCore import QThread
+
+        calls.append(QThread.currentThread().objectName())
+        return real_remove(path)
+
+    monkeypatch.setattr(window.services.library, "remove", remove)
+    window.library.list.item(0).setSelected(True)
+    window.library.remove_action.trigger()
+    qtbot.waitUntil(lambda: str(notes) not in window.library.documents(), timeout=LONG)
+    assert calls == ["confidant-ingest"]
+    assert window.chat.empty.title.text().startswith("Drop files")
+
+
+def test_conversation_survives_restart(qtbot, make_window, home, tmp_path, shots):
+    _pdf, notes = _docs(tmp_path / "docs")
+    window = make_window(home)
+    drop_files(window, [notes])
+    wait_ingested(qtbot, window, [notes])
+    window.ask("How many days of paid holiday do employees get?")
+    wait_answer(qtbot, window)
+    conv = window.conversation
+    window.resize(760, 560)
+    window.close()
+
+    again = make_window(home)
+    assert again.conversation == conv  # the last conversation is reopened
+    assert any("holiday" in t.lower() for t in again.conversations.titles())
+    roles = [b.role for b in again.chat.bubbles]
+    assert roles == ["user", "assistant"]
+    assert again.chat.bubbles[1].sources
+    assert (again.width(), again.height()) == (760, 560)
+    assert status_of(again, notes) == "ready"
+
+    again.regenerate()  # works on a restored conversation too
+    wait_answer(qtbot, again)
+    assert [m.role for m in again.services.history.messages(conv)] == ["user", "assistant"]
+    shot(again, shots, "08-restored")
+
+    monkeypatch_yes = QMessageBox.question
+    try:
+        QMessageBox.question = staticmethod(lambda *a, **k: QMessageBox.StandardButton.Yes)
+        again.delete_conversation(conv)
+    finally:
+        QMessageBox.question = monkeypatch_yes
+    assert again.conversation is None and not again.chat.bubbles
+    assert again.conversations.titles() == []
+
+
+def test_settings_round_trip(qtbot, make_window, home, tmp_path, monkeypatch, shots):
+    from app.gui.settings_dialog import SettingsDialog
+
+    window = make_window(home)
+    dialog = SettingsDialog(window.services.settings, window)
+    qtbot.addWidget(dialog)
+    assert dialog.gpu_spin.text() == "Auto (as many as fit)"
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"not a model at all")
+    dialog.model_edit.setText(str(bad))
+    dialog.accept()
+    assert dialog.result() != SettingsDialog.DialogCode.Accepted
+    assert not dialog.model_error.isHidden() and dialog.model_error.text()
+    dialog.show()
+    dialog.grab().save(str(shots / "09-settings-bad-model.png"))
+
+    dialog.model_edit.setText("")
+    dialog.gpu_spin.setValue(0)
+    dialog.ctx_spin.setValue(2048)
+    dialog.sources_spin.setValue(3)
+    dialog.strict_check.setChecked(False)
+    dialog.accept()
+    assert dialog.result() == SettingsDialog.DialogCode.Accepted
+    assert window.apply_settings(dialog.result_settings())
+    saved = load_settings(home)
+    assert (saved.gpu_layers, saved.context_size, saved.sources, saved.only_from_documents) == (
+        0,
+        2048,
+        3,
+        False,
+    )
+    assert window.services.settings.context_size == 2048
+    qtbot.waitUntil(lambda: not window.model_lane.busy(), timeout=LONG)
+
+    again = SettingsDialog(window.services.settings, window)
+    qtbot.addWidget(again)
+    assert (
+        again.gpu_spin.value(),
+        again.ctx_spin.value(),
+        again.sources_spin.value(),
+        again.strict_check.isChecked(),
+    ) == (0, 2048, 3, False)
+
+
+def test_changing_the_embedder_asks_before_reindexing(
+    qtbot, make_window, home, tmp_path, monkeypatch, shared_embedder
+):
+    _pdf, notes = _docs(tmp_path / "docs")
+    window = make_window(home)
+    drop_files(window, [notes])
+    wait_ingested(qtbot, window, [notes])
+    asked = []
+
+    def cancel(*args, **kwargs):
+        asked.append(args[2])
+        return QMessageBox.StandardButton.Cancel
+
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(cancel))
+    new = window.services.settings.with_changes(chunk_tokens=120)
+    assert not window.apply_settings(new)
+    assert "re-reading all 1 document" in asked[0] and "Re-index now?" in asked[0]
+    assert load_settings(home).chunk_tokens != 120  # nothing saved, nothing re-embedded
+    assert status_of(window, notes) == "ready"
+
+    monkeypatch.setattr(
+        QMessageBox, "question", staticmethod(lambda *a, **k: QMessageBox.StandardButton.Yes)
+    )
+    assert window.apply_settings(new)
+    window.services._embedder = shared_embedder  # same model folder: keep the loaded one
+    wait_ingested(qtbot, window, [notes])
+    assert load_settings(home).chunk_tokens == 120
+
+
+def test_second_window_is_refused_with_a_message(home, monkeypatch):
+    from app.core.instance import InstanceLock
+    from app.gui.main import run_window
+
+    shown = []
+    monkeypatch.setattr(QMessageBox, "information", staticmethod(lambda *a: shown.append(a[2])))
+    with InstanceLock(home, "ingest"):
+        assert run_window([]) == 2
+    assert shown and "already using the library" in shown[0]
+
+
+def test_run_window_opens_and_closes_cleanly(qtbot, home, monkeypatch):
+    """The real start path: lock, services, window, background loading; closing joins it all."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.core.instance import InstanceLock
+    from app.gui.main import run_window
+    from app.gui.main_window import MainWindow
+
+    seen = {}
+
+    def close_soon():
+        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
+        if not windows or not windows[0].isVisible():
+            QTimer.singleShot(20, close_soon)
+            return
+        seen["status"] = windows[0].model_label.text()
+        windows[0].close()
+        QApplication.quit()
+
+    QTimer.singleShot(0, close_soon)
+    started = time.perf_counter()
+    assert run_window([]) == 0
+    assert seen["status"] in ("Loading model…",) or "·" in seen["status"]
+    assert time.perf_counter() - started < 60
+    InstanceLock(home, "window").acquire().release()  # the lock was released
