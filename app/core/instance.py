@@ -26,7 +26,7 @@ class InstanceLock:
     def __init__(self, home: Path, role: str) -> None:
         self.home = Path(home)
         self.role = role
-        self._lock = FileLock(str(self.home / "confidant.lock"), is_singleton=False)
+        self._lock = FileLock(str(self.home / "confidant.lock"), is_singleton=False, mode=0o600)
         self._info = self.home / "confidant.lock.json"
 
     def acquire(self) -> InstanceLock:
@@ -35,6 +35,7 @@ class InstanceLock:
         except Timeout:
             raise AlreadyRunning(self._describe_holder()) from None
         tmp = self._info.with_suffix(".tmp")
+        tmp.touch(mode=0o600)
         tmp.write_text(
             json.dumps(
                 {"pid": os.getpid(), "role": self.role, "since": time.time(), "argv": sys.argv[:3]}

@@ -148,6 +148,8 @@ class Library:
                     import chromadb
                     from chromadb.config import Settings as ChromaSettings
 
+                    store = self.home / "library"
+                    store.mkdir(mode=0o700, exist_ok=True)
                     self._client = chromadb.PersistentClient(
                         path=str(self.home / "library"),
                         settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
@@ -157,11 +159,15 @@ class Library:
                         embedding_function=None,
                         metadata={"hnsw:space": "cosine"},
                     )
+                    _chmod_private(store)
         return self._collection
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            if self._collection is not None:  # Chroma writes its index files as it goes
+                _chmod_private(self.home / "library")
+            _chmod_private(self.home / "library.sqlite3")
             self._collection = None
             self._client = None
 
@@ -389,15 +395,33 @@ class Library:
                     self._db.execute(
                         "UPDATE documents SET pending=NULL, status=? WHERE id=?", (status, row.id)
                     )
+            # A crash between commit_version's swap and the purge of the version it replaced
+            # leaves chunks of a version that is neither live nor pending: purge those too.
+            for doc_id, version in self._db.execute(
+                "SELECT DISTINCT c.doc_id, c.version FROM chunks c WHERE NOT EXISTS ("
+                "SELECT 1 FROM documents d WHERE d.id=c.doc_id AND d.hash IS c.version)"
+            ).fetchall():
+                self._purge_version(doc_id, version)
+            self._drop_stray_vectors()
             return interrupted
+
+    def _drop_stray_vectors(self) -> None:
+        """Delete vectors with no keyword-index row (a crash between the two stores' writes)."""
+        if not self._has_vectors():
+            return
+        stored = self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        if self.collection.count() == stored:
+            return
+        known = {r[0] for r in self._db.execute("SELECT id FROM chunks")}
+        stray = [i for i in self.collection.get(include=[])["ids"] if i not in known]
+        for start in range(0, len(stray), 1000):
+            self.collection.delete(ids=stray[start : start + 1000])
 
     def reset(self) -> None:
         """Forget every vector and chunk (for a re-index with another embedder); keep the paths."""
         with self._lock:
-            if self._has_vectors():
-                self.collection  # noqa: B018 - opens the client
-                self._client.delete_collection(self.COLLECTION)
-                self._collection = None
+            # Keyword rows first: a crash before the vectors go leaves only stray vectors,
+            # which recover() drops; the other order would leave live chunks with no vector.
             self._db.execute("BEGIN")
             self._db.execute("DELETE FROM chunks")
             self._db.execute(
@@ -405,6 +429,10 @@ class Library:
             )
             self._db.execute("DELETE FROM meta WHERE key='embedder'")
             self._db.execute("COMMIT")
+            if self._has_vectors():
+                self.collection  # noqa: B018 - opens the client
+                self._client.delete_collection(self.COLLECTION)
+                self._collection = None
 
     def verify(self) -> list[str]:
         """Problems found comparing the stores (empty when consistent). For tests and `doctor`."""
@@ -442,5 +470,17 @@ class Library:
 
 
 def _chmod_private(path: Path) -> None:
-    if os.name == "posix" and path.exists():
-        os.chmod(path, 0o600)
+    """Owner-only: 0600 for a file (and its SQLite -wal/-shm), 0700 for a folder and all inside."""
+    if os.name != "posix" or not path.exists():
+        return
+    if path.is_dir():
+        os.chmod(path, 0o700)
+        for root, dirs, files in os.walk(path):
+            for name in dirs:
+                os.chmod(os.path.join(root, name), 0o700)
+            for name in files:
+                os.chmod(os.path.join(root, name), 0o600)
+        return
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if p.exists():
+            os.chmod(p, 0o600)
