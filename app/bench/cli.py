@@ -1,12 +1,265 @@
-"""Arguments of `confidant bench` (the measurements live in sibling modules)."""
+"""`confidant bench`: ingestion, retrieval, QA quality, generation and a LangChain baseline.
+
+Every part is optional and runs against a throw-away library in a temporary directory unless
+--library names one, so the user's own library is never touched. The heavy parts are imported
+lazily: `--generate` alone needs only app.core.llm (it runs on machines without chromadb, Qt or
+sentence-transformers).
+
+    confidant bench --ingest DIR [--qa resources/bench/qa.jsonl] [--retrieval]
+    confidant bench --retrieval --synthetic-chunks 100000
+    confidant bench --generate --model M.gguf --prompt-tokens 500,3500 --repeats 3 \
+        [--llama-bench PATH]
+    confidant bench --baseline-langchain DIR --baseline-python /work/lcvenv/bin/python --qa FILE
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from app.bench.generation import add_generation_arguments
+
+QA_DEFAULT = Path(__file__).resolve().parents[2] / "resources" / "bench" / "qa.jsonl"
+
 
 def add_arguments(p) -> None:
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    g = p.add_argument_group("ingestion")
+    g.add_argument("--ingest", metavar="DIR", help="ingest DIR into a temporary library, timed")
+    g.add_argument("--ingest-into", metavar="HOME", help="keep that library here (a new folder)")
+    g.add_argument("--embed-fp32", action="store_true", help="no bf16 embeddings on the CPU")
+    g.add_argument(
+        "--extract-in-thread", action="store_true", help="parse PDFs in the reader thread"
+    )
+    g = p.add_argument_group("retrieval")
+    g.add_argument("--library", metavar="HOME", help="a CONFIDANT_HOME to search (read only)")
+    g.add_argument("--retrieval", action="store_true", help="search latency p50/p95")
+    g.add_argument("--synthetic-chunks", type=int, default=0, metavar="N")
+    g.add_argument("--synthetic-vectors", choices=("random", "minilm"), default="random")
+    g.add_argument("--qa", metavar="FILE", help="questions with answer pages: hit@1, hit@5")
+    g.add_argument("-k", type=int, default=5, help="hits per question for hit@k")
+    g.add_argument("--generate", action="store_true", help="LLM load, TTFT and decode speed")
+    add_generation_arguments(p)
+    g = p.add_argument_group("baseline")
+    g.add_argument("--baseline-langchain", metavar="DIR", help="PDF folder for the LangChain run")
+    g.add_argument("--baseline-python", metavar="PATH", help="python of a venv with LangChain")
 
 
-def run_bench(args) -> int:  # replaced by the benchmark work (issue 4)
-    print("confidant bench: not available yet")
-    return 2
+def run_bench(args) -> int:
+    wanted = (
+        args.ingest,
+        args.retrieval,
+        args.qa,
+        args.generate,
+        args.baseline_langchain,
+        args.synthetic_chunks,
+    )
+    if not any(wanted):
+        print(
+            "confidant bench: nothing to measure. Give --ingest DIR, --retrieval, --qa FILE, "
+            "--generate --model M.gguf or --baseline-langchain DIR (see --help).",
+            file=sys.stderr,
+        )
+        return 2
+    results: dict = {}
+    if args.generate:
+        if not args.model:
+            print("confidant bench: --generate needs --model PATH (a .gguf file).", file=sys.stderr)
+            return 2
+        from app.bench.generation import format_generation, run_from_args
+
+        gen = run_from_args(args)
+        results["generation"] = gen.as_dict()
+        _show(args, format_generation(gen))
+    if any(wanted[:3]) or args.synthetic_chunks:
+        _library_parts(args, results)
+    if args.baseline_langchain:
+        results["baseline"] = run_baseline(args)
+        _show(args, format_baseline(results["baseline"]))
+    if args.json:
+        print(json.dumps(results))
+    return 0
+
+
+def _show(args, text: str) -> None:
+    if not args.json:
+        print(text, flush=True)
+
+
+def _library_parts(args, results: dict) -> None:
+    from app.config import (
+        default_embedder_path,
+        embedder_path,
+        isolate_from_network,
+        load_settings,
+    )
+
+    isolate_from_network()
+    from app.bench.ingestion import bench_ingest
+    from app.bench.retrieval import (
+        DEFAULT_QUERIES,
+        bench_latency,
+        bench_quality,
+        build_synthetic_library,
+        load_qa,
+    )
+    from app.core.embedding import Embedder
+    from app.core.ingest import IngestOptions
+    from app.core.library import Library
+    from app.core.retrieval import Retriever
+
+    tmp = None
+    if args.library:
+        home = Path(args.library).expanduser()
+        if not (home / "library.sqlite3").is_file():
+            raise SystemExit(f"confidant bench: '{home}' holds no Confidant library.")
+    elif args.ingest_into:
+        home = Path(args.ingest_into).expanduser()
+        if home.exists() and any(home.iterdir()):
+            raise SystemExit(f"confidant bench: '{home}' is not empty; name a new folder.")
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    else:
+        tmp = tempfile.mkdtemp(prefix="confidant-bench-")
+        home = Path(tmp)
+    try:
+        settings = load_settings(home) if args.library else None
+        model_dir = embedder_path(settings) if settings else default_embedder_path()
+        embedder = Embedder(model_dir, cpu_bf16=not args.embed_fp32)
+        library = None
+        vectors = "ingested documents"
+        if args.ingest:
+            if args.library:
+                raise SystemExit("confidant bench: --ingest makes its own library; drop --library.")
+            ingest, library, embedder = bench_ingest(
+                args.ingest,
+                home,
+                embedder=embedder,
+                options=IngestOptions(extract_in_process=not args.extract_in_thread),
+            )
+            ingest_d = ingest.as_dict()
+            ingest_d["embed_precision"] = _precision(embedder)
+            ingest_d["extraction"] = "thread" if args.extract_in_thread else "process"
+            results["ingest"] = ingest_d
+            _show(args, format_ingest(ingest_d))
+        if library is None:
+            library = Library(home)
+        if args.synthetic_chunks:
+            vectors = build_synthetic_library(
+                library,
+                args.synthetic_chunks,
+                embedder.dimensions,
+                vectors=args.synthetic_vectors,
+                embedder=embedder,
+            )
+        retriever = Retriever(library, embedder)
+        if args.retrieval or args.synthetic_chunks:
+            queries = DEFAULT_QUERIES
+            if args.qa:
+                queries = [q["question"] for q in load_qa(args.qa)]
+            lat = bench_latency(retriever, queries, repeats=max(1, args.repeats), vectors=vectors)
+            results["retrieval"] = lat.as_dict()
+            _show(args, format_latency(results["retrieval"]))
+        if args.qa:
+            results["qa"] = bench_quality(retriever, args.qa, k=args.k)
+            _show(args, format_qa(results["qa"], args.k))
+        library.close()
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif args.ingest_into and "ingest" in results:
+            results["ingest"]["home"] = str(home)
+
+
+def _precision(embedder) -> str:
+    try:
+        return str(next(embedder.load().parameters()).dtype).replace("torch.", "")
+    except Exception:
+        return "unknown"
+
+
+# ------------------------------------------------------------------ the LangChain baseline
+def run_baseline(args) -> dict:
+    from app.config import default_embedder_path
+
+    python = args.baseline_python or sys.executable
+    script = Path(__file__).with_name("baseline_langchain.py")
+    cmd = [python, str(script), "--pdfs", args.baseline_langchain]
+    cmd += ["--embedder", str(default_embedder_path()), "--k", str(args.k)]
+    if args.qa:
+        cmd += ["--qa", args.qa]
+    env = dict(os.environ, PYTHONPATH="")  # its own venv only, nothing of ours
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    if done.returncode != 0 or not lines:
+        return {"error": (done.stderr or done.stdout).strip()[-2000:], "command": cmd}
+    return json.loads(lines[-1])
+
+
+# ------------------------------------------------------------------ tables
+def _table(title: str, rows: list[tuple[str, object]]) -> str:
+    width = max(len(k) for k, _ in rows)
+    return "\n".join([title] + [f"  {k:<{width}}  {v}" for k, v in rows])
+
+
+def format_ingest(d: dict) -> str:
+    return _table(
+        "ingestion",
+        [
+            ("files", f"{d['files']} ({', '.join(f'{n} {k}' for k, n in d['counts'].items())})"),
+            ("pages", d["pages"]),
+            ("chunks", d["chunks"]),
+            ("seconds", f"{d['seconds']:.2f} (model load {d['load_s']:.2f} s not counted)"),
+            ("pages/s", f"{d['pages_per_s']:.2f}"),
+            ("chunks/s", f"{d['chunks_per_s']:.2f}"),
+            ("peak RSS", f"{d['peak_rss_mb']:.0f} MB (process + workers)"),
+            ("embeddings", d.get("embed_precision", "?")),
+            ("PDF parsing", d.get("extraction", "?")),
+        ]
+        + [("problem", f) for f in d["failed"]],
+    )
+
+
+def format_latency(d: dict) -> str:
+    parts = ", ".join(f"{k} {v:.1f}" for k, v in d["parts_p50_ms"].items())
+    return _table(
+        "retrieval latency (query embedding included)",
+        [
+            ("chunks", d["chunks"]),
+            ("vectors", d["vectors"]),
+            ("queries", f"{d['queries']} x {d['repeats']}"),
+            ("p50", f"{d['p50_ms']:.1f} ms"),
+            ("p95", f"{d['p95_ms']:.1f} ms"),
+            ("parts p50", f"{parts} ms"),
+        ],
+    )
+
+
+def format_qa(d: dict, k: int) -> str:
+    rows = [
+        ("questions", d["questions"]),
+        ("hit@1", f"{d['hit@1']:.3f}"),
+        (f"hit@{k}", f"{d[f'hit@{k}']:.3f}"),
+    ]
+    rows += [("missed", q) for q in d.get("missed", [])]
+    return _table("retrieval quality", rows)
+
+
+def format_baseline(d: dict) -> str:
+    if "error" in d:
+        return _table("LangChain baseline", [("error", d["error"][-500:])])
+    rows = [
+        ("pipeline", d["pipeline"]),
+        ("pages", d["pages"]),
+        ("chunks", d["chunks"]),
+        ("seconds", f"{d['seconds']:.2f} (model load {d['load_s']:.2f} s not counted)"),
+        ("pages/s", f"{d['pages_per_s']:.2f}"),
+        ("peak RSS", f"{d['peak_rss_mb']:.0f} MB"),
+    ]
+    if "qa" in d:
+        rows += [(k, v) for k, v in d["qa"].items()]
+    return _table("LangChain baseline", rows)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -37,7 +38,13 @@ def model_identity(path: Path) -> str:
 class Embedder:
     """all-MiniLM-L6-v2 (or any sentence-transformers folder). Thread-safe after load()."""
 
-    def __init__(self, path: Path | None, device: str | None = None, batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        path: Path | None,
+        device: str | None = None,
+        batch_size: int = 64,
+        cpu_bf16: bool = True,
+    ) -> None:
         if path is None or not (Path(path) / "config.json").is_file():
             raise EmbedderError(
                 f"No embedding model at '{path}'. Point Settings > Embedding model at a "
@@ -47,6 +54,7 @@ class Embedder:
         self.model_id = model_identity(self.path)
         self._device = device
         self.batch_size = batch_size
+        self.cpu_bf16 = cpu_bf16  # use bf16 on CPUs with native bf16 units (see load())
         self._model = None
         self._lock = threading.Lock()
 
@@ -62,6 +70,12 @@ class Embedder:
                     )
                     if device.startswith("cuda"):
                         model.half()
+                    elif device == "cpu" and self.cpu_bf16 and _cpu_has_native_bf16():
+                        # AMX / AVX512-BF16 cores run bf16 matmuls ~3x faster than fp32; the
+                        # vectors agree with fp32 ones to a cosine of 0.9999 (bench: NOTES.md).
+                        import torch
+
+                        model.to(torch.bfloat16)
                     self._model = model
         return self._model
 
@@ -102,6 +116,22 @@ class Embedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed([text])[0]
+
+
+def _cpu_has_native_bf16() -> bool:
+    """True on x86 CPUs with AMX-BF16 or AVX512-BF16 (Sapphire Rapids, Zen 4 and later), where
+    oneDNN runs bf16 matmuls natively; elsewhere bf16 is emulated and slower than fp32."""
+    if os.environ.get("CONFIDANT_EMBED_FP32"):
+        return False
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"amx_bf16", "avx512_bf16"})
+    except OSError:
+        pass
+    return False
 
 
 def _best_device() -> str:

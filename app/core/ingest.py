@@ -9,6 +9,7 @@ loses nothing already ingested; the next run redoes only the files left unfinish
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import queue
@@ -30,6 +31,7 @@ from app.core.events import (
     IngestFinished,
     IngestStarted,
 )
+from app.core.extraction import PageReader
 from app.core.library import ChunkRecord, Library
 from app.core.walk import expand
 
@@ -102,6 +104,7 @@ class IngestOptions:
     chunk_overlap: int = 40
     batch_size: int = 64
     queue_size: int = 8  # batches of chunks read ahead of the embedder: bounds memory
+    extract_in_process: bool = True  # PDFs are parsed in a worker process (see extraction.py)
 
 
 @dataclass
@@ -155,6 +158,13 @@ class Ingestor:
         )
         # Load the model here, before the reader thread needs its tokenizer.
         self._max_tokens = min(self.options.chunk_tokens, self.embedder.max_tokens)
+        # The reader chunks with its own copy of the tokenizer: a Hugging Face fast tokenizer
+        # keeps padding/truncation state per call, so sharing it with embed() on this thread
+        # races (unpadded batches: "Unable to create tensor").
+        if getattr(self, "_tokenizer_of", None) is not self.embedder:
+            self._reader_tokenizer = copy.deepcopy(self.embedder.tokenizer)
+            self._tokenizer_of = self.embedder
+        self._page_reader = PageReader(use_process=self.options.extract_in_process)
         reader.start()
         open_files: dict[int, _OpenFile] = {}
         pending: list[tuple[int, Chunk]] = []
@@ -224,6 +234,7 @@ class Ingestor:
                     messages.get_nowait()
                 except queue.Empty:
                     reader.join(0.05)
+            self._page_reader.close()
 
     def _flush(
         self, batch: list[tuple[int, Chunk]], open_files: dict[int, _OpenFile], run: _Run
@@ -285,7 +296,7 @@ class Ingestor:
         name = str(path)
         try:
             st = path.stat()
-            sniff(path)  # refuse unsupported files before hashing them
+            kind = sniff(path)  # refuse unsupported files before hashing them
             version = file_hash(path)
         except DocumentError as exc:
             return put(_Outcome(i, name, exc.status, exc.message, size=_size(path)))
@@ -310,14 +321,15 @@ class Ingestor:
 
         def counted():
             nonlocal pages
-            for page in read_pages(path):
+            source = self._page_reader.pages(path) if kind == "pdf" else read_pages(path)
+            for page in source:
                 pages += 1
                 yield page
 
         try:
             batch: list[Chunk] = []
             for chunk in chunk_pages(
-                counted(), self.embedder.tokenizer, self._max_tokens, self.options.chunk_overlap
+                counted(), self._reader_tokenizer, self._max_tokens, self.options.chunk_overlap
             ):
                 batch.append(chunk)
                 if len(batch) >= self.options.batch_size and not put(_Chunks(i, batch, pages)):

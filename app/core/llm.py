@@ -16,6 +16,7 @@ import ctypes
 import logging
 import os
 import re
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -434,6 +435,7 @@ class LlamaEngine:
                         raise Cancelled()
                     raise RuntimeError(f"llama.cpp could not evaluate the prompt (status {status})")
                 self._cached.extend(tokens[i : i + n])
+            ll.llama_synchronize(ctx)  # the GPU runs the last slice asynchronously: wait for it
         finally:
             ll.llama_set_abort_callback(ctx, ll.ggml_abort_callback(), None)
             self._abort_token = None
@@ -490,11 +492,18 @@ def _check_memory(info: GGUFInfo) -> None:
 
 
 def _gpu_memory_bytes() -> int:
+    """Total memory of the first NVIDIA GPU, from nvidia-smi (not torch: importing torch's CUDA
+    runtime into the process that runs llama.cpp's is slow and needless); 0 when unknown."""
+    if not gpu_offload_supported():
+        return 0
     try:
-        import torch
-
-        if torch.cuda.is_available():
-            return int(torch.cuda.get_device_properties(0).total_memory)
-    except Exception:
-        pass
-    return 0
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+        return int(out.split()[0]) * 1024 * 1024
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return 0
