@@ -53,6 +53,7 @@ CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, version, idx);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     text, content='chunks', content_rowid='rowid', tokenize='unicode61 remove_diacritics 2'
 );
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_vocab USING fts5vocab(chunks_fts, 'row');
 CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
     INSERT INTO chunks_fts(rowid, text) VALUES (new.rowid, new.text);
 END;
@@ -112,12 +113,22 @@ def chunk_id(doc_id: int, version: str, idx: int) -> str:
     return f"{doc_id}-{version[:16]}-{idx}"
 
 
-def fts_query(text: str) -> str | None:
-    """A safe FTS5 query (OR of quoted words, stop words dropped) or None if nothing is left."""
+def fts_terms(text: str) -> list[str]:
+    """The distinct words of a question, stop words dropped (unless nothing else is left)."""
     words = [w.lower() for w in _WORD.findall(text)]
     kept = [w for w in words if w not in _STOPWORDS] or words
-    unique = list(dict.fromkeys(kept))[:32]
+    return list(dict.fromkeys(kept))[:32]
+
+
+def fts_query(text: str) -> str | None:
+    """A safe FTS5 query (OR of quoted words, stop words dropped) or None if nothing is left."""
+    unique = fts_terms(text)
     return " OR ".join(f'"{w}"' for w in unique) if unique else None
+
+
+COMMON_TERM_SHARE = 0.2
+"""A word found in more than this share of chunks barely moves BM25 but makes FTS5 score every
+chunk containing it; such words are left out of the keyword query (the vectors still see them)."""
 
 
 class Library:
@@ -233,16 +244,30 @@ class Library:
 
     def keyword_search(self, text: str, k: int) -> list[str]:
         """Chunk ids ranked by BM25 over the live chunks."""
-        query = fts_query(text)
-        if query is None:
+        terms = self._selective_terms(fts_terms(text))
+        if not terms:
             return []
+        query = " OR ".join(f'"{w}"' for w in terms)
+        # Rank inside FTS5 first (its own ORDER BY rank path), then keep live chunks only.
         rows = self._db.execute(
-            "SELECT c.id FROM chunks_fts f JOIN chunks c ON c.rowid=f.rowid "
-            "JOIN documents d ON c.doc_id=d.id AND c.version=d.hash "
-            "WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts) LIMIT ?",
-            (query, k),
+            "SELECT c.id FROM (SELECT rowid, rank FROM chunks_fts WHERE chunks_fts MATCH ? "
+            "ORDER BY rank LIMIT ?) f JOIN chunks c ON c.rowid=f.rowid "
+            "JOIN documents d ON c.doc_id=d.id AND c.version=d.hash ORDER BY f.rank",
+            (query, k * 3),
         ).fetchall()
-        return [r[0] for r in rows]
+        return [r[0] for r in rows[:k]]
+
+    def _selective_terms(self, terms: list[str]) -> list[str]:
+        """Drop words too common to matter (see COMMON_TERM_SHARE); keep the two rarest always."""
+        if len(terms) <= 2:
+            return terms
+        total = self._db.execute("SELECT max(rowid) FROM chunks").fetchone()[0] or 0
+        freq = {}
+        for term in terms:
+            row = self._db.execute("SELECT doc FROM chunks_vocab WHERE term=?", (term,)).fetchone()
+            freq[term] = row[0] if row else 0
+        rarest = sorted(terms, key=lambda t: freq[t])[:2]
+        return [t for t in terms if t in rarest or freq[t] <= COMMON_TERM_SHARE * total]
 
     def vector_search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) best first; may include ids of non-live versions."""

@@ -101,3 +101,15 @@ def test_vectors_of_two_models_are_never_mixed(lib):
 def test_fts_query_survives_syntax_characters():
     assert fts_query('"Tax" AND (forms) NEAR* tax') == '"tax" OR "forms" OR "near"'
     assert fts_query("   ?!  ") is None
+
+
+def test_words_in_most_chunks_do_not_flood_the_keyword_search(lib):
+    texts = [f"common filler sentence number {i}" for i in range(20)]
+    texts[7] = "common words and a zebra"
+    texts[12] = "common words and a quokka"
+    ingest(lib, "/a.txt", "v1", texts)
+    ids = lib.keyword_search("common zebra quokka", 10)
+    got = sorted(lib.hits_for_ids(ids)[i].text for i in ids)
+    assert got == ["common words and a quokka", "common words and a zebra"]
+    # a question made only of common words still finds something
+    assert len(lib.keyword_search("common filler", 5)) == 5
