@@ -105,6 +105,9 @@ def _dispatch(args) -> int:
                 from app.selftest import run_self_test
 
                 return run_self_test(services)
+            if args.command in ("search", "ask", "list", "remove"):
+                # Finish what a crash left half-done (ingest does this itself, and reports it).
+                services.library.recover()
             handler = {
                 "ingest": cmd_ingest,
                 "search": cmd_search,

@@ -19,7 +19,10 @@ if ! "$VENV/bin/python" -c "import llama_cpp" 2>/dev/null; then
   # llama.cpp: CUDA when the CUDA compiler is here, else a portable CPU build. We do not use
   # -march=native: on CPUs that advertise AMX inside VMs that do not enable it, llama.cpp's AMX
   # kernels die with SIGILL, and a native build would not run on another workstation anyway.
-  if command -v nvcc >/dev/null 2>&1 && [ "${CONFIDANT_CPU_ONLY:-0}" != 1 ]; then
+  # CUDA only with both the compiler and a working GPU driver: a CUDA build cannot even be
+  # imported where libcuda is missing (a CI runner with nvcc but no GPU).
+  if command -v nvcc >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1 \
+     && [ "${CONFIDANT_CPU_ONLY:-0}" != 1 ]; then
     export CMAKE_ARGS=${CMAKE_ARGS:-"-DGGML_CUDA=on"}
   else
     export CMAKE_ARGS=${CMAKE_ARGS:-"-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"}

@@ -188,3 +188,18 @@ def test_the_real_entry_point_and_a_second_instance(home, tmp_path):
         )
     assert proc.returncode == 2
     assert "already using the library" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_removal_cut_short_by_a_crash_is_finished_by_the_next_command(library, capsys, home):
+    from app.core.library import Library
+
+    files, _ = library
+    lib = Library(home)
+    lib._db.execute(
+        "UPDATE documents SET status='removing' WHERE path=?", (str(files["wifi"].resolve()),)
+    )
+    lib.close()  # the process died here, mid-removal
+    _, listing, _ = run_json(capsys, "list")
+    assert all("wifi" not in d["path"] for d in listing["documents"])
+    _, hits, _ = run_json(capsys, "search", "KX-4471-PELICAN")
+    assert all("wifi" not in h["path"] for h in hits["hits"])
