@@ -176,16 +176,7 @@ def cmd_search(services, args) -> int:
         raise UserError("the search text is empty. Type what to look for.")
     hits = services.retriever().search(args.query, k=max(1, args.k))
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "hits": [
-                        {"path": h.path, "page": h.page, "score": h.score, "text": h.text}
-                        for h in hits
-                    ]
-                }
-            )
-        )
+        print(json.dumps({"hits": [_hit_json(h) for h in hits]}))
         return EXIT_OK
     if not hits:
         print("No passages found. Add documents with 'confidant ingest PATH'.", file=sys.stderr)
@@ -229,16 +220,7 @@ def cmd_ask(services, args) -> int:
             json.dumps(
                 {
                     "answer": done.answer,
-                    "sources": [
-                        {
-                            "n": s.n,
-                            "path": s.hit.path,
-                            "page": s.hit.page,
-                            "score": s.hit.score,
-                            "text": s.hit.text,
-                        }
-                        for s in sources
-                    ],
+                    "sources": [{"n": s.n, **_hit_json(s.hit)} for s in sources],
                     "stats": {
                         "ttft_ms": st.ttft_ms,
                         "prompt_tokens": st.prompt_tokens,
@@ -332,6 +314,11 @@ class _Progress:
                 f"[{n}/{total}, ETA {eta:.0f} s] {event.status}: {Path(event.path).name}: {detail}",
                 file=sys.stderr,
             )
+
+
+def _hit_json(hit) -> dict:
+    """A passage as scripts read it: page 1-based, or null for formats without pages."""
+    return {"path": hit.path, "page": hit.page, "score": hit.score, "text": hit.text}
 
 
 def _where(hit) -> str:
