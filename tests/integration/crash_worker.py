@@ -96,9 +96,7 @@ def _install_crash(spec: dict) -> None:
     setattr(owner, attr, wrapper)
 
 
-def _child(cmd: dict) -> None:
-    out = os.open(cmd["out"] + ".out", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    err = os.open(cmd["out"] + ".err", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def _child(cmd: dict, out: int, err: int) -> None:
     os.dup2(out, 1)
     os.dup2(err, 2)
     sys.stdout = os.fdopen(1, "w", buffering=1)
@@ -142,10 +140,15 @@ def _serve() -> None:
         if not line.strip():
             continue
         cmd = json.loads(line)
+        # The output files exist before the fork: a kill at once still leaves them to read.
+        out = os.open(cmd["out"] + ".out", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        err = os.open(cmd["out"] + ".err", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         started = time.monotonic()
         pid = os.fork()
         if pid == 0:
-            _child(cmd)
+            _child(cmd, out, err)
+        os.close(out)
+        os.close(err)
         killed = False
         deadline = started + cmd["kill_after"] if cmd.get("kill_after") is not None else None
         status = None
