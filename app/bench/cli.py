@@ -36,6 +36,8 @@ def add_arguments(p) -> None:
     g.add_argument(
         "--extract-in-thread", action="store_true", help="parse PDFs in the reader thread"
     )
+    g.add_argument("--chunk-tokens", type=int, metavar="N", help="passage size (default: setting)")
+    g.add_argument("--chunk-overlap", type=int, metavar="N", help="overlap (default: setting)")
     g = p.add_argument_group("retrieval")
     g.add_argument("--library", metavar="HOME", help="a CONFIDANT_HOME to search (read only)")
     g.add_argument("--retrieval", action="store_true", help="search latency p50/p95")
@@ -109,7 +111,6 @@ def _library_parts(args, results: dict) -> None:
         load_qa,
     )
     from app.core.embedding import Embedder
-    from app.core.ingest import IngestOptions
     from app.core.library import Library
     from app.core.retrieval import Retriever
 
@@ -139,7 +140,7 @@ def _library_parts(args, results: dict) -> None:
                 args.ingest,
                 home,
                 embedder=embedder,
-                options=IngestOptions(extract_in_process=not args.extract_in_thread),
+                options=_ingest_options(args),
             )
             ingest_d = ingest.as_dict()
             ingest_d["embed_precision"] = _precision(embedder)
@@ -173,6 +174,18 @@ def _library_parts(args, results: dict) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
         elif args.ingest_into and "ingest" in results:
             results["ingest"]["home"] = str(home)
+
+
+def _ingest_options(args):
+    from app.config import Settings
+    from app.core.ingest import IngestOptions
+
+    defaults = Settings()
+    return IngestOptions(
+        chunk_tokens=args.chunk_tokens or defaults.chunk_tokens,
+        chunk_overlap=defaults.chunk_overlap if args.chunk_overlap is None else args.chunk_overlap,
+        extract_in_process=not args.extract_in_thread,
+    )
 
 
 def _precision(embedder) -> str:

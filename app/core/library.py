@@ -244,18 +244,22 @@ class Library:
 
     def keyword_search(self, text: str, k: int) -> list[str]:
         """Chunk ids ranked by BM25 over the live chunks."""
+        return [i for i, _ in self.keyword_search_scored(text, k)]
+
+    def keyword_search_scored(self, text: str, k: int) -> list[tuple[str, float]]:
+        """(chunk id, BM25 score: higher is better) over the live chunks, best first."""
         terms = self._selective_terms(fts_terms(text))
         if not terms:
             return []
         query = " OR ".join(f'"{w}"' for w in terms)
         # Rank inside FTS5 first (its own ORDER BY rank path), then keep live chunks only.
         rows = self._db.execute(
-            "SELECT c.id FROM (SELECT rowid, rank FROM chunks_fts WHERE chunks_fts MATCH ? "
-            "ORDER BY rank LIMIT ?) f JOIN chunks c ON c.rowid=f.rowid "
+            "SELECT c.id, f.rank FROM (SELECT rowid, rank FROM chunks_fts WHERE chunks_fts "
+            "MATCH ? ORDER BY rank LIMIT ?) f JOIN chunks c ON c.rowid=f.rowid "
             "JOIN documents d ON c.doc_id=d.id AND c.version=d.hash ORDER BY f.rank",
             (query, k * 3),
         ).fetchall()
-        return [r[0] for r in rows[:k]]
+        return [(r[0], -float(r[1])) for r in rows[:k]]  # FTS5's rank is BM25 negated
 
     def _selective_terms(self, terms: list[str]) -> list[str]:
         """Drop words too common to matter (see COMMON_TERM_SHARE); keep the two rarest always."""

@@ -1,9 +1,13 @@
-"""Question -> ranked passages: vector search and BM25 keyword search, fused, neighbours merged.
+"""Question -> ranked passages: vector search and BM25 keyword search, blended, neighbours merged.
 
 Vector search finds paraphrases; the keyword index finds rare exact terms (error codes, names,
-function names) that embeddings blur. Reciprocal rank fusion combines the two rankings without
-having to calibrate their scores against each other. Every returned hit carries its cosine
-similarity to the question, which is what the relevance gate and the user see.
+function names) that embeddings blur. Both candidate lists are pooled, and each candidate is
+ranked by its cosine similarity to the question plus a bounded keyword bonus (its BM25 score
+scaled to 0..1 among the keyword candidates, times KEYWORD_WEIGHT). A keyword match lifts a
+passage over near-ties; it cannot bury a clearly closer one. On resources/bench/qa.jsonl this
+beat reciprocal rank fusion, which ranks a keyword-only hit as high as the best vector hit
+(measured in app/bench/NOTES.md). Every returned hit carries its cosine similarity as `score`,
+which is what the relevance gate and the user see.
 """
 
 from __future__ import annotations
@@ -17,17 +21,25 @@ from app.core.embedding import Embedder
 from app.core.events import Hit
 from app.core.library import Library
 
-RRF_K = 60
+KEYWORD_WEIGHT = 0.1
 
 
-def reciprocal_rank_fusion(
-    rankings: Sequence[Sequence[str]], k: int = RRF_K
+def blend(
+    similarity: dict[str, float],
+    keyword: Sequence[tuple[str, float]],
+    weight: float = KEYWORD_WEIGHT,
 ) -> list[tuple[str, float]]:
-    """Fuse ranked id lists: score(id) = sum over lists of 1 / (k + rank)."""
-    scores: dict[str, float] = {}
-    for ranking in rankings:
-        for rank, item in enumerate(ranking):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank + 1)
+    """Rank ids by cosine similarity + weight * (BM25 score min-max scaled over `keyword`).
+
+    `similarity` must hold every id (vector and keyword candidates); `keyword` is (id, BM25
+    score, higher is better), best first. Returns (id, blended score), best first."""
+    scores = dict(similarity)
+    if keyword:
+        top = max(b for _, b in keyword)
+        low = min(b for _, b in keyword)
+        span = top - low
+        for item, b in keyword:
+            scores[item] = scores.get(item, 0.0) + weight * ((b - low) / span if span else 1.0)
     return sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
 
 
@@ -92,14 +104,13 @@ class Retriever:
             return []
         vector = self.embedder.embed_query(query)
         by_vector = self.library.vector_search(vector, self.candidates)
-        by_keyword = self.library.keyword_search(query, self.candidates)
-        fused = reciprocal_rank_fusion([[i for i, _ in by_vector], by_keyword])
+        by_keyword = self.library.keyword_search_scored(query, self.candidates)
         similarity = dict(by_vector)
-        top_ids = [i for i, _ in fused[: k * 3]]
-        live = self.library.hits_for_ids(top_ids)
-        missing = [i for i in top_ids if i in live and i not in similarity]
-        if missing:  # keyword-only hits: compute their similarity so every score means the same
+        missing = [i for i, _ in by_keyword if i not in similarity]
+        if missing:  # keyword-only candidates: their similarity, so every score means the same
             similarity.update(self._similarities(missing, vector))
+        top_ids = [i for i, _ in blend(similarity, by_keyword)[: k * 3]]
+        live = self.library.hits_for_ids(top_ids)
         hits = [
             replace(live[i], score=round(float(similarity.get(i, 0.0)), 4))
             for i in top_ids

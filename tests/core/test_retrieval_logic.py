@@ -1,19 +1,32 @@
-"""Fusion, merging and packing: the pure logic around the stores."""
+"""Blending, merging and packing: the pure logic around the stores."""
+
+import pytest
 
 from app.core.events import Hit
-from app.core.retrieval import merge_neighbours, pack, reciprocal_rank_fusion
+from app.core.retrieval import blend, merge_neighbours, pack
 
 
 def hit(idx, start, end, text, score=0.5, doc=1, page=1):
     return Hit(f"c{doc}-{idx}", "/x.pdf", page, text, score, start, end, doc, idx)
 
 
-def test_rrf_rewards_agreement_between_rankings():
-    fused = reciprocal_rank_fusion([["a", "b", "c"], ["b", "d", "e"]])
-    ids = [i for i, _ in fused]
-    assert ids[0] == "b"  # second in one and first in the other beats first in one
-    assert set(ids) == {"a", "b", "c", "d", "e"}
-    assert ids.index("a") < ids.index("d") < ids.index("e")
+def test_a_keyword_match_breaks_a_near_tie_but_cannot_bury_a_clearly_closer_passage():
+    similarity = {"close": 0.80, "a": 0.60, "b": 0.58, "kw_only": 0.30}
+    keyword = [("b", 12.0), ("kw_only", 11.0), ("a", 2.0)]  # BM25, best first
+    ranked = [i for i, _ in blend(similarity, keyword, weight=0.1)]
+    assert ranked == ["close", "b", "a", "kw_only"]
+    scores = dict(blend(similarity, keyword, weight=0.1))
+    assert scores["b"] == pytest.approx(0.58 + 0.1)  # the best keyword score gets the full bonus
+    assert scores["a"] == pytest.approx(0.60)  # the worst keyword candidate gets none
+    assert scores["close"] == 0.80  # no keyword match: its similarity alone
+
+
+def test_blend_without_keyword_hits_is_the_vector_ranking():
+    similarity = {"a": 0.2, "b": 0.9, "c": 0.5}
+    assert [i for i, _ in blend(similarity, [])] == ["b", "c", "a"]
+    assert [i for i, _ in blend(similarity, [("a", 3.0)], weight=0.1)] == ["b", "c", "a"]
+    # one keyword candidate (no spread to scale by) gets the whole bonus
+    assert dict(blend(similarity, [("a", 3.0)], weight=0.5))["a"] == pytest.approx(0.7)
 
 
 def test_overlapping_neighbours_merge_without_repeating_text():
