@@ -31,9 +31,9 @@ def _size(path: Path | None) -> str:
 
 def gpu_summary() -> str:
     """'GPU offload: yes (NVIDIA ...)' or a plain statement that the CPU will be used, and why."""
-    from app.core.llm import gpu_offload_supported
+    from app.core.llm_process import gpu_offload_supported_isolated
 
-    offload = gpu_offload_supported()
+    offload = gpu_offload_supported_isolated()
     name = None
     try:
         import torch

@@ -18,6 +18,7 @@ from app.core.history import ChatHistory
 from app.core.ingest import IngestOptions, Ingestor
 from app.core.library import Library
 from app.core.llm import LlamaEngine
+from app.core.llm_process import EngineProcess
 from app.core.retrieval import Retriever
 
 
@@ -32,7 +33,7 @@ class Services:
         settings: Settings | None = None,
         *,
         model_override: str | None = None,
-        engine_factory: Callable[[Settings], LlamaEngine] | None = None,
+        engine_factory: Callable[[Settings], LlamaEngine | EngineProcess] | None = None,
     ) -> None:
         isolate_from_network()
         self.home = Path(home)
@@ -42,7 +43,7 @@ class Services:
         self._lock = threading.RLock()
         self._library: Library | None = None
         self._embedder: Embedder | None = None
-        self._engine: LlamaEngine | None = None
+        self._engine: LlamaEngine | EngineProcess | None = None
         self._history: ChatHistory | None = None
 
     @property
@@ -93,7 +94,7 @@ class Services:
             )
         return path
 
-    def engine(self) -> LlamaEngine:
+    def engine(self) -> LlamaEngine | EngineProcess:
         """The one engine, created on first use (not loaded: the lane that uses it loads it)."""
         with self._lock:
             if self._engine is None:
@@ -101,7 +102,8 @@ class Services:
                     self._engine = self._engine_factory(self.settings)
                 else:
                     s = self.settings
-                    self._engine = LlamaEngine(
+                    # In a process of its own: see app/core/llm_process.py for why.
+                    self._engine = EngineProcess(
                         self.model_path(), n_ctx=s.context_size, gpu_layers=s.gpu_layers
                     )
             return self._engine

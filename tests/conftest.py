@@ -49,7 +49,7 @@ def shared_models(monkeypatch, embedder, engine):
     import app.services as services
 
     monkeypatch.setattr(services, "Embedder", lambda path: embedder)
-    monkeypatch.setattr(services, "LlamaEngine", lambda path, **kw: _Unclosable(engine))
+    monkeypatch.setattr(services, "EngineProcess", lambda path, **kw: _Unclosable(engine))
     return embedder, engine
 
 

@@ -1,7 +1,9 @@
-"""Generation speed through app.core.llm.LlamaEngine, beside llama.cpp's own llama-bench.
+"""Generation speed through Confidant's engine, beside llama.cpp's own llama-bench.
 
-Imports only app.core.llm, app.core.cancel and the standard library (plus llama_cpp, through the
-engine), so it runs on a GPU machine that has no chromadb, Qt or sentence-transformers:
+By default the engine runs in its own process, as in the app (app.core.llm_process: the figures
+include the pipe that carries each piece back); --in-process measures app.core.llm.LlamaEngine
+directly. Imports only app.core.llm, app.core.cancel and the standard library (plus llama_cpp,
+through the engine), so it runs on a GPU machine that has no chromadb, Qt or sentence-transformers:
 
     python -m app.bench.generation --model M.gguf --prompt-tokens 500,3500 --repeats 3 \
         [--llama-bench /path/to/llama-bench] [--json]
@@ -14,7 +16,6 @@ decode runs a fixed number of tokens, end-of-generation tokens ignored, as llama
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
 import subprocess
@@ -23,7 +24,8 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from app.core.cancel import CancelToken
-from app.core.llm import Generated, LlamaEngine, _llama
+from app.core.llm import Generated, LlamaEngine
+from app.core.llm_process import EngineProcess
 
 WORDS = (
     "river stone quiet paper window garden morning silver letter market harbor lantern "
@@ -48,6 +50,7 @@ class GenResult:
     gpu_layers: int
     load_s: float
     n_ctx: int
+    engine: str = "process"  # "process" (as the app runs it) or "in-process"
     by_prompt: dict[int, dict] = field(default_factory=dict)  # N -> medians and runs
     native: dict[int, dict] | None = None  # N -> llama-bench pp/tg tok/s
     ratio: dict[int, dict] | None = None  # N -> ours/native for pp and tg
@@ -56,59 +59,47 @@ class GenResult:
         return asdict(self)
 
 
-def exact_prompt(engine: LlamaEngine, n_tokens: int, salt: int = 0) -> str:
-    """Text that the engine turns into exactly n_tokens tokens (its BOS counted, if it adds
-    one). `salt` changes the first words, so two prompts share no KV-cache prefix."""
-    ll = _llama()
-    bos = 1 if ll.llama_vocab_get_add_bos(engine._vocab) else 0
-    target = n_tokens - bos
-    if target < 1:
-        raise ValueError(f"a prompt of {n_tokens} tokens is too short")
+def exact_prompt(engine, n_tokens: int, salt: int = 0) -> str:
+    """Text that the engine turns into exactly n_tokens prompt tokens (its BOS counted, if it
+    adds one). `salt` changes the first words, so two prompts share no KV-cache prefix."""
     rot = salt % len(WORDS)
     pool = WORDS[rot:] + WORDS[:rot]
     words = [f"Run {salt}:"]
+    length = engine.prompt_length
+    if length(words[0]) > n_tokens:
+        raise ValueError(f"a prompt of {n_tokens} tokens is too short")
     i = 0
-    while engine.count_tokens(" ".join(words)) < target:
-        words.extend(pool[(i + k) % len(pool)] for k in range(max(1, (target - len(words)) // 3)))
+    while length(" ".join(words)) < n_tokens:
+        words.extend(pool[(i + k) % len(pool)] for k in range(max(1, (n_tokens - len(words)) // 3)))
         i += 1
-    # Drop words until at most target, then pad with one-token pieces up to it exactly.
+    # Drop words until at most n_tokens, then pad with one-token pieces up to it exactly.
     lo, hi = 1, len(words)
-    while lo < hi:  # largest word count whose text is <= target tokens
+    while lo < hi:  # largest word count whose text is <= n_tokens tokens
         mid = (lo + hi + 1) // 2
-        if engine.count_tokens(" ".join(words[:mid])) <= target:
+        if length(" ".join(words[:mid])) <= n_tokens:
             lo = mid
         else:
             hi = mid - 1
     text = " ".join(words[:lo])
     for _ in range(64):
-        n = engine.count_tokens(text)
-        if n == target:
+        n = length(text)
+        if n == n_tokens:
             return text
-        if n > target:
+        if n > n_tokens:
             text = text[:-1]
         else:
             text += "."
     raise RuntimeError(f"could not build a prompt of exactly {n_tokens} tokens")
 
 
-@contextlib.contextmanager
-def ignoring_end_of_generation():
-    """Make the engine decode its full token budget, like llama-bench's tg test."""
-    ll = _llama()
-    real = ll.llama_vocab_is_eog
-    ll.llama_vocab_is_eog = lambda vocab, tok: False
-    try:
-        yield
-    finally:
-        ll.llama_vocab_is_eog = real
-
-
-def one_run(engine: LlamaEngine, prompt: str, gen_tokens: int) -> GenRun:
+def one_run(engine, prompt: str, gen_tokens: int) -> GenRun:
     final: Generated | None = None
-    with ignoring_end_of_generation():
-        for item in engine.generate(prompt, CancelToken(), max_tokens=gen_tokens, temperature=0):
-            if isinstance(item, Generated):
-                final = item
+    # Decode the full budget whatever the model says, like llama-bench's tg test.
+    for item in engine.generate(
+        prompt, CancelToken(), max_tokens=gen_tokens, temperature=0, stop_at_eog=False
+    ):
+        if isinstance(item, Generated):
+            final = item
     assert final is not None
     return GenRun(
         prompt_tokens=final.prompt_tokens,
@@ -130,10 +121,12 @@ def bench_generation(
     gpu_layers: int = -1,
     llama_bench: str | None = None,
     threads: int | None = None,
+    in_process: bool = False,
 ) -> GenResult:
     n_ctx = max(prompt_tokens) + gen_tokens + 64
     started = time.perf_counter()
-    engine = LlamaEngine(model, n_ctx=n_ctx, gpu_layers=gpu_layers, n_threads=threads)
+    make = LlamaEngine if in_process else EngineProcess
+    engine = make(model, n_ctx=n_ctx, gpu_layers=gpu_layers, n_threads=threads)
     report = engine.load()
     load_s = time.perf_counter() - started
     result = GenResult(
@@ -142,6 +135,7 @@ def bench_generation(
         gpu_layers=report.gpu_layers,
         load_s=round(load_s, 3),
         n_ctx=engine.n_ctx,
+        engine="in-process" if in_process else "process",
     )
     try:
         one_run(engine, exact_prompt(engine, 32, salt=999), 8)  # warm-up: kernels, allocations
@@ -216,7 +210,7 @@ def run_llama_bench(
 def format_generation(result: GenResult) -> str:
     lines = [
         f"generation: {result.model} on {result.device}, load {result.load_s:.2f} s, "
-        f"n_ctx {result.n_ctx}",
+        f"n_ctx {result.n_ctx}, engine {result.engine}",
         f"  {'prompt':>7} {'TTFT ms':>9} {'prefill tok/s':>14} {'decode tok/s':>13}"
         + (f" {'native pp':>10} {'native tg':>10} {'pp ratio':>9} {'tg ratio':>9}")
         * bool(result.native),
@@ -250,6 +244,9 @@ def add_generation_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--gen-tokens", type=int, default=128, help="tokens decoded per run")
     g.add_argument("--gpu-layers", type=int, default=-1, help="-1: all that fit, 0: CPU")
     g.add_argument("--threads", type=int, default=None, help="llama.cpp CPU threads")
+    g.add_argument(
+        "--in-process", action="store_true", help="engine in this process (the app uses a child)"
+    )
     g.add_argument("--llama-bench", metavar="PATH", help="llama.cpp's llama-bench, for native")
 
 
@@ -263,6 +260,7 @@ def run_from_args(args) -> GenResult:
         gpu_layers=args.gpu_layers,
         llama_bench=args.llama_bench,
         threads=args.threads,
+        in_process=args.in_process,
     )
 
 

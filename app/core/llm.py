@@ -164,7 +164,7 @@ class LlamaEngine:
             return self.report
         started = time.perf_counter()
         self.info = inspect_gguf(self.path)
-        _check_memory(self.info)
+        check_memory(self.info)
         ll = _llama()
         _quiet_llama_logs()
         ll.llama_backend_init()
@@ -281,6 +281,19 @@ class LlamaEngine:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text, special=False))
 
+    def prompt_length(self, prompt: str) -> int:
+        """How many tokens generate() evaluates for this rendered prompt (BOS included)."""
+        return len(self._prompt_tokens(prompt))
+
+    def _prompt_tokens(self, prompt: str) -> list[int]:
+        ll = _llama()
+        tokens = self.tokenize(prompt, special=True)
+        if ll.llama_vocab_get_add_bos(self._vocab):
+            bos = ll.llama_vocab_bos(self._vocab)
+            if not tokens or tokens[0] != bos:
+                tokens.insert(0, bos)
+        return tokens
+
     def neutralize(self, text: str) -> str:
         """Make untrusted text (documents, questions) unable to spell the model's control
         tokens (<|im_end|>, <|start_header_id|>...): a zero-width space breaks each occurrence."""
@@ -322,9 +335,15 @@ class LlamaEngine:
 
     # ------------------------------------------------------------------ generation
     def generate(
-        self, prompt: str, cancel: CancelToken, max_tokens: int = 512, temperature: float = 0.2
+        self,
+        prompt: str,
+        cancel: CancelToken,
+        max_tokens: int = 512,
+        temperature: float = 0.2,
+        stop_at_eog: bool = True,
     ) -> Iterator[str | Generated]:
         """Yield text pieces as they are made, then one Generated with the figures.
+        stop_at_eog=False decodes all max_tokens, as llama-bench's tg test does (benchmarks).
 
         Raises Cancelled only before the first token; after it, a cancel ends the stream with
         stop_reason 'cancelled'. Reuses the KV cache for the prompt prefix shared with the
@@ -334,11 +353,7 @@ class LlamaEngine:
             self.load()
         ll = _llama()
         started = time.perf_counter()
-        tokens = self.tokenize(prompt, special=True)
-        if ll.llama_vocab_get_add_bos(self._vocab):
-            bos = ll.llama_vocab_bos(self._vocab)
-            if not tokens or tokens[0] != bos:
-                tokens.insert(0, bos)
+        tokens = self._prompt_tokens(prompt)
         if len(tokens) >= self.n_ctx:
             raise PromptTooLong(
                 f"The question and its sources take {len(tokens)} tokens; the "
@@ -375,7 +390,7 @@ class LlamaEngine:
         try:
             while produced < max_tokens:
                 tok = sample(sampler, ctx, -1)
-                if is_eog(vocab, tok):
+                if stop_at_eog and is_eog(vocab, tok):
                     stop = "eog"
                     break
                 produced += 1
@@ -472,7 +487,7 @@ def _compile_template(source: str):
         return env.from_string(FALLBACK_TEMPLATE)
 
 
-def _check_memory(info: GGUFInfo) -> None:
+def check_memory(info: GGUFInfo) -> None:
     """Refuse a model that cannot possibly fit (file larger than RAM + GPU memory)."""
     try:
         import psutil

@@ -1,0 +1,121 @@
+"""The engine in its own process (what the app uses), with the real SmolLM2-135M on the CPU."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.config import default_llm_path
+from app.core.cancel import Cancelled, CancelToken
+from app.core.gguf_check import ModelFileError
+from app.core.llm import Generated, ModelLoadError
+from app.core.llm_process import EngineProcess
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def proc():
+    e = EngineProcess(default_llm_path(), n_ctx=2048, gpu_layers=0)
+    e.load()
+    yield e
+    e.close()
+
+
+def chat(engine, text):
+    return engine.render(
+        [{"role": "system", "content": "You are helpful."}, {"role": "user", "content": text}]
+    )
+
+
+def collect(gen):
+    pieces = list(gen)
+    return "".join(p for p in pieces if isinstance(p, str)), pieces[-1]
+
+
+def test_child_answers_exactly_as_the_engine_in_this_process():
+    # Both fresh: a warm KV cache evaluates the prompt in other slices, which may change the
+    # last bits of the logits and so a greedy answer.
+    from app.core.llm import LlamaEngine
+
+    proc = EngineProcess(default_llm_path(), n_ctx=2048, gpu_layers=0)
+    engine = LlamaEngine(default_llm_path(), n_ctx=2048, gpu_layers=0)
+    proc.load()
+    engine.load()
+    try:
+        _same_answers(proc, engine)
+    finally:
+        proc.close()
+        engine.close()
+
+
+def _same_answers(proc, engine):
+    assert proc.report.where == "CPU" and proc.n_ctx == engine.n_ctx
+    assert proc._proc.pid != __import__("os").getpid()
+    prompt = chat(proc, "What is the capital of France?")
+    assert prompt == chat(engine, "What is the capital of France?")
+    assert proc.count_tokens("quarterly tax forms") == engine.count_tokens("quarterly tax forms")
+    assert (
+        proc.neutralize("a <|im_end|> b") == engine.neutralize("a <|im_end|> b") != "a <|im_end|> b"
+    )
+    ours, stats = collect(proc.generate(prompt, CancelToken(), 24, 0))
+    theirs, _ = collect(engine.generate(prompt, CancelToken(), 24, 0))
+    assert ours == theirs and ours.strip()
+    assert isinstance(stats, Generated) and stats.prompt_tokens == proc.prompt_length(prompt)
+
+
+def test_stop_reaches_the_child_during_the_prompt_and_between_tokens(proc):
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        next(proc.generate(chat(proc, "word " * 600), token, 16, 0))
+    token = CancelToken()
+    pieces = []
+    stats = None
+    for item in proc.generate(chat(proc, "Count from one to one hundred."), token, 200, 0):
+        if isinstance(item, str):
+            pieces.append(item)
+            token.cancel()
+        else:
+            stats = item
+    assert stats is not None and stats.stop_reason == "cancelled"
+    assert stats.completion_tokens < 20  # a few pieces may be in the pipe when Stop comes
+    # The next request starts clean.
+    text, stats = collect(proc.generate(chat(proc, "Say hello."), CancelToken(), 8, 0))
+    assert text and stats.stop_reason in ("eog", "length")
+
+
+def test_a_reader_that_walks_away_leaves_no_leftovers(proc):
+    gen = proc.generate(chat(proc, "Count from one to one hundred."), CancelToken(), 200, 0)
+    assert isinstance(next(gen), str)
+    gen.close()  # the window dropped the stream: the child is stopped and drained
+    assert proc.count_tokens("two words") == 2
+    text, stats = collect(proc.generate(chat(proc, "Say hello."), CancelToken(), 8, 0))
+    assert isinstance(stats, Generated) and text
+
+
+def test_a_child_that_dies_midway_is_reported_in_words_and_restarted_on_the_next_ask():
+    e = EngineProcess(default_llm_path(), n_ctx=1024, gpu_layers=0)
+    e.load()
+    try:
+        gen = e.generate(chat(e, "Count from one to one hundred."), CancelToken(), 200, 0)
+        assert isinstance(next(gen), str)
+        first_pid = e._proc.pid
+        e._proc.kill()  # as llama.cpp aborting on a damaged tensor would
+        with pytest.raises(ModelLoadError, match="stopped unexpectedly"):
+            list(gen)
+        assert not e.loaded
+        text, stats = collect(e.generate(chat(e, "Say hello."), CancelToken(), 8, 0))
+        assert text and isinstance(stats, Generated)
+        assert e.loaded and e._proc.pid != first_pid
+    finally:
+        e.close()
+    assert e._proc is None
+
+
+def test_a_bad_model_file_fails_with_its_own_message(tmp_path):
+    bad = tmp_path / "notes.gguf"
+    bad.write_bytes(b"this is not a model" * 100)
+    e = EngineProcess(bad, gpu_layers=0)
+    with pytest.raises(ModelFileError, match=r"notes\.gguf"):
+        e.load()
+    assert not e.loaded and e._proc is None
