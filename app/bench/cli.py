@@ -9,6 +9,7 @@ sentence-transformers).
     confidant bench --retrieval --synthetic-chunks 100000
     confidant bench --generate --model M.gguf --prompt-tokens 500,3500 --repeats 3 \
         [--llama-bench PATH]
+    confidant bench --gui DIR [--question "..."]
     confidant bench --baseline-langchain DIR --baseline-python /work/lcvenv/bin/python --qa FILE
 """
 
@@ -47,6 +48,15 @@ def add_arguments(p) -> None:
     g.add_argument("-k", type=int, default=5, help="hits per question for hit@k")
     g.add_argument("--generate", action="store_true", help="LLM load, TTFT and decode speed")
     add_generation_arguments(p)
+    g = p.add_argument_group("window")
+    g.add_argument(
+        "--gui", metavar="DIR", help="launch time; GUI lag while ingesting DIR, answering"
+    )
+    g.add_argument(
+        "--question",
+        default="What does this library cover?",
+        help="the question --gui asks after ingesting",
+    )
     g = p.add_argument_group("baseline")
     g.add_argument("--baseline-langchain", metavar="DIR", help="PDF folder for the LangChain run")
     g.add_argument("--baseline-python", metavar="PATH", help="python of a venv with LangChain")
@@ -60,11 +70,12 @@ def run_bench(args) -> int:
         args.generate,
         args.baseline_langchain,
         args.synthetic_chunks,
+        args.gui,
     )
     if not any(wanted):
         print(
             "confidant bench: nothing to measure. Give --ingest DIR, --retrieval, --qa FILE, "
-            "--generate --model M.gguf or --baseline-langchain DIR (see --help).",
+            "--generate --model M.gguf, --gui DIR or --baseline-langchain DIR (see --help).",
             file=sys.stderr,
         )
         return 2
@@ -80,6 +91,11 @@ def run_bench(args) -> int:
         _show(args, format_generation(gen))
     if any(wanted[:3]) or args.synthetic_chunks:
         _library_parts(args, results)
+    if args.gui:
+        from app.bench.gui import bench_gui, format_gui
+
+        results["gui"] = bench_gui(args.gui, args.question).as_dict()
+        _show(args, format_gui(results["gui"]))
     if args.baseline_langchain:
         results["baseline"] = run_baseline(args)
         _show(args, format_baseline(results["baseline"]))
