@@ -12,7 +12,9 @@ which is what the relevance gate and the user see.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import numpy as np
@@ -22,6 +24,19 @@ from app.core.events import Hit
 from app.core.library import Library
 
 KEYWORD_WEIGHT = 0.1
+
+_keyword_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _keyword_worker() -> ThreadPoolExecutor:
+    """One thread for keyword searches: SQLite works (GIL released) while this thread embeds the
+    question and searches the vectors, so a search costs the longer of the two, not their sum."""
+    global _keyword_pool
+    with _pool_lock:
+        if _keyword_pool is None:
+            _keyword_pool = ThreadPoolExecutor(1, thread_name_prefix="confidant-keywords")
+        return _keyword_pool
 
 
 def blend(
@@ -102,9 +117,12 @@ class Retriever:
         query = query.strip()
         if not query:
             return []
+        keywords = _keyword_worker().submit(
+            self.library.keyword_search_scored, query, self.candidates
+        )
         vector = self.embedder.embed_query(query)
         by_vector = self.library.vector_search(vector, self.candidates)
-        by_keyword = self.library.keyword_search_scored(query, self.candidates)
+        by_keyword = keywords.result()
         similarity = dict(by_vector)
         missing = [i for i, _ in by_keyword if i not in similarity]
         if missing:  # keyword-only candidates: their similarity, so every score means the same

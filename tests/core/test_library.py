@@ -103,7 +103,10 @@ def test_fts_query_survives_syntax_characters():
     assert fts_query("   ?!  ") is None
 
 
-def test_words_in_most_chunks_do_not_flood_the_keyword_search(lib):
+def test_words_in_most_chunks_do_not_flood_the_keyword_search(lib, monkeypatch):
+    import app.core.library as library
+
+    monkeypatch.setattr(library, "COMMON_TERM_MIN", 0)  # as in a library of 100k chunks
     texts = [f"common filler sentence number {i}" for i in range(20)]
     texts[7] = "common words and a zebra"
     texts[12] = "common words and a quokka"
@@ -113,3 +116,13 @@ def test_words_in_most_chunks_do_not_flood_the_keyword_search(lib):
     assert got == ["common words and a quokka", "common words and a zebra"]
     # a question made only of common words still finds something
     assert len(lib.keyword_search("common filler", 5)) == 5
+
+
+def test_a_small_library_keeps_every_word_of_the_question(lib):
+    # "common" is in half the chunks, but 10 postings cost nothing: it still counts.
+    texts = [f"{'common' if i % 2 else 'plain'} filler sentence number {i}" for i in range(20)]
+    texts[2] = "zebra alone here"
+    texts[4] = "common zebra alone"
+    ingest(lib, "/a.txt", "v1", texts)
+    ids = lib.keyword_search("common zebra alone", 3)
+    assert lib.hits_for_ids(ids)[ids[0]].text == "common zebra alone"
