@@ -35,6 +35,6 @@ def test_bench_gui_ingests_answers_and_reports(home):
     assert result["documents"] == 1
     assert result["answer_role"] == "assistant" and result["answer_chars"] > 0
     assert result["visible_ms"] is not None and result["visible_ms"] > 0
-    assert result["ingest"]["ticks"] > 0 and result["answer"]["ticks"] > 0
+    assert all(result[phase]["ticks"] > 0 for phase in ("startup", "ingest", "answer"))
     text = format_gui(result)
     assert "window visible" in text and "GUI lag max" in text
