@@ -148,7 +148,8 @@ def _library_parts(args, results: dict) -> None:
         model_dir = embedder_path(settings) if settings else default_embedder_path()
         embedder = Embedder(model_dir, cpu_bf16=not args.embed_fp32)
         library = None
-        vectors = "ingested documents"
+        # What the measured library holds (a --library may be a synthetic one built earlier).
+        vectors = f"the library at {home}" if args.library else "ingested documents"
         if args.ingest:
             if args.library:
                 raise SystemExit("confidant bench: --ingest makes its own library; drop --library.")
