@@ -199,7 +199,7 @@ def _ingest_options(args):
 
     defaults = Settings()
     return IngestOptions(
-        chunk_tokens=args.chunk_tokens or defaults.chunk_tokens,
+        chunk_tokens=defaults.chunk_tokens if args.chunk_tokens is None else args.chunk_tokens,
         chunk_overlap=defaults.chunk_overlap if args.chunk_overlap is None else args.chunk_overlap,
         extract_in_process=not args.extract_in_thread,
     )

@@ -32,8 +32,6 @@ from app.core.llm import Generated, LoadReport, ModelLoadError, check_memory
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.02  # how often a waiting parent looks at its cancel token
-
-
 _FLUSH_S = 0.01  # the child sends the first piece at once, then at most one message per 10 ms
 
 
@@ -111,29 +109,13 @@ def _stream(conn, items) -> None:  # pragma: no cover - runs in the child
 class EngineProcess:
     """LlamaEngine's interface, served by a child process started on load()."""
 
-    def __init__(
-        self,
-        path: str | Path,
-        n_ctx: int = 4096,
-        gpu_layers: int = -1,
-        n_batch: int | None = None,
-        flash_attn: bool = True,
-        seed: int = 0,
-        n_threads: int | None = None,
-    ) -> None:
+    def __init__(self, path: str | Path, **engine_options) -> None:
+        """`engine_options` are LlamaEngine's (n_ctx, gpu_layers, n_batch, ...), passed on."""
         self.path = Path(path).expanduser()
-        self._kwargs = {
-            "path": str(self.path),
-            "n_ctx": n_ctx,
-            "gpu_layers": gpu_layers,
-            "n_batch": n_batch,
-            "flash_attn": flash_attn,
-            "seed": seed,
-            "n_threads": n_threads,
-        }
+        self._kwargs = {"path": str(self.path), **engine_options}
         self.report: LoadReport | None = None
         self.info: GGUFInfo | None = None
-        self.n_ctx = n_ctx
+        self.n_ctx: int | None = None  # as LlamaEngine: known once loaded
         self._proc = None
         self._conn = None
         self._stop = None
@@ -197,30 +179,38 @@ class EngineProcess:
             raise self._died() from exc
 
     def _reply(self, cancel: CancelToken | None = None):
+        """The child's next message. With `cancel`, its Stop is passed on while waiting. A dead
+        child closes its end of the pipe, so waiting always ends."""
         conn = self._conn
-        while True:
-            if cancel is not None and cancel.cancelled:
-                self._stop.value = True
-            try:
-                if not conn.poll(_POLL_S if cancel is not None else None):
-                    if not self._proc.is_alive():
-                        raise self._died()
-                    continue
-                return conn.recv()
-            except (EOFError, OSError) as exc:
-                raise self._died() from exc
+        try:
+            while True:
+                if cancel is None:
+                    return conn.recv()
+                if cancel.cancelled:
+                    self._stop.value = True
+                if conn.poll(_POLL_S):
+                    return conn.recv()
+        except (EOFError, OSError) as exc:
+            raise self._died() from exc
 
-    def _call(self, op: str, *args):
+    def _request(self, op: str, *args) -> None:
         if not self.loaded:  # never started, or died since: a fresh child (load reports why not)
             self.load()
+        self._stop.value = False  # a Stop belongs to the request it was given for
         self._send(op, *args)
+
+    def _call(self, op: str, *args):
+        self._request(op, *args)
         kind, value = self._reply()
         if kind == "error":
             raise value
         return value
 
     def _died(self) -> ModelLoadError:
-        code = self._proc.exitcode if self._proc is not None else None
+        code = None
+        if self._proc is not None:
+            self._proc.join(1)  # reap it, so its exit code is known
+            code = self._proc.exitcode
         self.close()
         return ModelLoadError(
             f"The model stopped unexpectedly (its process ended with code {code}). The model "
@@ -252,10 +242,7 @@ class EngineProcess:
         stop_at_eog: bool = True,
     ) -> Iterator[str | Generated]:
         """As LlamaEngine.generate: pieces as they come, then one Generated."""
-        if not self.loaded:
-            self.load()
-        self._stop.value = False
-        self._send("generate", prompt, max_tokens, temperature, stop_at_eog)
+        self._request("generate", prompt, max_tokens, temperature, stop_at_eog)
         finished = False
         try:
             while True:
@@ -277,13 +264,9 @@ class EngineProcess:
                 self._drain()
 
     def _drain(self) -> None:
-        try:
-            while True:
-                kind, _ = self._reply(CancelToken())
-                if kind in ("done", "error"):
-                    return
-        except ModelLoadError:
-            return
+        with contextlib.suppress(ModelLoadError):  # a child that died has nothing left to say
+            while self._reply()[0] not in ("done", "error"):
+                pass
 
 
 def gpu_offload_supported_isolated(timeout_s: float = 60.0) -> bool:

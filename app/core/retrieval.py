@@ -12,7 +12,6 @@ which is what the relevance gate and the user see.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -25,18 +24,10 @@ from app.core.library import Library
 
 KEYWORD_WEIGHT = 0.1
 
-_keyword_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _keyword_worker() -> ThreadPoolExecutor:
-    """One thread for keyword searches: SQLite works (GIL released) while this thread embeds the
-    question and searches the vectors, so a search costs the longer of the two, not their sum."""
-    global _keyword_pool
-    with _pool_lock:
-        if _keyword_pool is None:
-            _keyword_pool = ThreadPoolExecutor(1, thread_name_prefix="confidant-keywords")
-        return _keyword_pool
+# One thread for keyword searches (started on first use): SQLite works with the GIL released
+# while the caller embeds the question and searches the vectors, so a search costs the longer of
+# the two, not their sum.
+_KEYWORDS = ThreadPoolExecutor(1, thread_name_prefix="confidant-keywords")
 
 
 def blend(
@@ -117,9 +108,7 @@ class Retriever:
         query = query.strip()
         if not query:
             return []
-        keywords = _keyword_worker().submit(
-            self.library.keyword_search_scored, query, self.candidates
-        )
+        keywords = _KEYWORDS.submit(self.library.keyword_search_scored, query, self.candidates)
         vector = self.embedder.embed_query(query)
         by_vector = self.library.vector_search(vector, self.candidates)
         by_keyword = keywords.result()

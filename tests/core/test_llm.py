@@ -6,19 +6,9 @@ import pytest
 
 from app.core.cancel import Cancelled, CancelToken
 from app.core.llm import Generated, LlamaEngine, ModelLoadError, layer_plan
+from tests.engine_helpers import chat, collect
 
 pytestmark = pytest.mark.slow
-
-
-def chat(engine, text):
-    return engine.render(
-        [{"role": "system", "content": "You are helpful."}, {"role": "user", "content": text}]
-    )
-
-
-def collect(gen):
-    pieces = list(gen)
-    return "".join(p for p in pieces if isinstance(p, str)), pieces[-1]
 
 
 def test_streams_pieces_then_figures(engine):

@@ -9,6 +9,7 @@ from app.core.cancel import Cancelled, CancelToken
 from app.core.gguf_check import ModelFileError
 from app.core.llm import Generated, ModelLoadError
 from app.core.llm_process import EngineProcess
+from tests.engine_helpers import chat, collect
 
 pytestmark = pytest.mark.slow
 
@@ -19,17 +20,6 @@ def proc():
     e.load()
     yield e
     e.close()
-
-
-def chat(engine, text):
-    return engine.render(
-        [{"role": "system", "content": "You are helpful."}, {"role": "user", "content": text}]
-    )
-
-
-def collect(gen):
-    pieces = list(gen)
-    return "".join(p for p in pieces if isinstance(p, str)), pieces[-1]
 
 
 def test_child_answers_exactly_as_the_engine_in_this_process():
