@@ -35,6 +35,9 @@ def add_arguments(p) -> None:
     g.add_argument("--ingest-into", metavar="HOME", help="keep that library here (a new folder)")
     g.add_argument("--embed-fp32", action="store_true", help="no bf16 embeddings on the CPU")
     g.add_argument(
+        "--embedder", metavar="DIR", help="sentence-transformers folder (default: the embedded one)"
+    )
+    g.add_argument(
         "--extract-in-thread", action="store_true", help="parse PDFs in the reader thread"
     )
     g.add_argument("--chunk-tokens", type=int, metavar="N", help="passage size (default: setting)")
@@ -89,8 +92,16 @@ def run_bench(args) -> int:
         gen = run_from_args(args)
         results["generation"] = gen.as_dict()
         _show(args, format_generation(gen))
-    if any(wanted[:3]) or args.synthetic_chunks:
+    has_library = args.ingest or args.library or args.synthetic_chunks
+    if has_library:
         _library_parts(args, results)
+    elif (args.retrieval or args.qa) and not args.baseline_langchain:
+        print(
+            "confidant bench: --retrieval and --qa search a library: give --ingest DIR, "
+            "--library HOME or --synthetic-chunks N.",
+            file=sys.stderr,
+        )
+        return 2
     if args.gui:
         from app.bench.gui import bench_gui, format_gui
 
@@ -145,7 +156,10 @@ def _library_parts(args, results: dict) -> None:
         home = Path(tmp)
     try:
         settings = load_settings(home) if args.library else None
-        model_dir = embedder_path(settings) if settings else default_embedder_path()
+        if args.embedder:
+            model_dir = Path(args.embedder).expanduser()
+        else:
+            model_dir = embedder_path(settings) if settings else default_embedder_path()
         embedder = Embedder(model_dir, cpu_bf16=not args.embed_fp32)
         library = None
         # What the measured library holds (a --library may be a synthetic one built earlier).
@@ -161,6 +175,7 @@ def _library_parts(args, results: dict) -> None:
             )
             ingest_d = ingest.as_dict()
             ingest_d["embed_precision"] = _precision(embedder)
+            ingest_d["embed_device"] = embedder.device
             ingest_d["extraction"] = "thread" if args.extract_in_thread else "process"
             results["ingest"] = ingest_d
             _show(args, format_ingest(ingest_d))
@@ -247,7 +262,7 @@ def format_ingest(d: dict) -> str:
             ("pages/s", f"{d['pages_per_s']:.2f}"),
             ("chunks/s", f"{d['chunks_per_s']:.2f}"),
             ("peak RSS", f"{d['peak_rss_mb']:.0f} MB (process + workers)"),
-            ("embeddings", d.get("embed_precision", "?")),
+            ("embeddings", f"{d.get('embed_precision', '?')} on {d.get('embed_device', '?')}"),
             ("PDF parsing", d.get("extraction", "?")),
         ]
         + [("problem", f) for f in d["failed"]],

@@ -171,3 +171,11 @@ def test_bench_without_a_part_says_what_to_give(capsys):
 
     assert main(["bench"]) == 2
     assert "nothing to measure" in capsys.readouterr().err
+
+
+def test_bench_qa_without_a_library_refuses_instead_of_scoring_nothing(capsys):
+    from app.cli import main
+
+    assert main(["bench", "--qa", "resources/bench/qa.jsonl"]) == 2
+    err = capsys.readouterr().err
+    assert "--library HOME" in err and "--ingest DIR" in err
