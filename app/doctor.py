@@ -29,6 +29,20 @@ def _size(path: Path | None) -> str:
     return f"{total / 1e6:.0f} MB"
 
 
+def pdf_reader_summary() -> str:
+    """Which engine reads PDFs: PDFium (fast, the viewer's own) or pypdf alone (slow)."""
+    try:
+        import pypdfium2
+
+        pypdfium2.PdfDocument.new().close()  # loads libpdfium: a missing library fails here
+        return f"PDFium {pypdfium2.PDFIUM_INFO.build} (pypdf for files PDFium refuses)"
+    except Exception as exc:
+        return (
+            f"pypdf only: PDFium is unusable ({type(exc).__name__}), so PDFs are read about "
+            "15x slower. Reinstall Confidant."
+        )
+
+
 def gpu_summary() -> str:
     """'GPU offload: yes (NVIDIA ...)' or a plain statement that the CPU will be used, and why."""
     from app.core.llm_process import gpu_offload_supported_isolated
@@ -65,9 +79,11 @@ def run_doctor(home: Path) -> int:
         "torch",
         "PySide6",
         "pypdf",
+        "pypdfium2",
         "python-docx",
     ):
         lines.append((pkg, _version(pkg)))
+    lines.append(("PDF reader", pdf_reader_summary()))
     lines.append(("GPU offload", gpu_summary()))
     try:
         settings = load_settings(home)

@@ -54,6 +54,12 @@ check() {
     echo "[ci-smoke] ok: $name ($((SECONDS - t0)) s)"
 }
 check doctor doctor
+# PDFs must be read by PDFium inside the bundle, not by the slow fallback.
+if ! "${NONET[@]}" "${CLEAN_ENV[@]}" "$APP" doctor 2>&1 | grep -q "^PDF reader *PDFium"; then
+    echo "[ci-smoke] FAILED: the bundle reads PDFs without PDFium (see 'PDF reader' above)" >&2
+    exit 1
+fi
+echo "[ci-smoke] ok: PDFium in the bundle"
 check self-test --self-test
 
 echo "[ci-smoke] passed in $(( $(date +%s) - started )) s"

