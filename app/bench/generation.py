@@ -51,6 +51,7 @@ class GenResult:
     load_s: float
     n_ctx: int
     engine: str = "process"  # "process" (as the app runs it) or "in-process"
+    sampling: str = "auto"  # "auto" (in llama.cpp's graph when on the GPU) or "cpu"
     by_prompt: dict[int, dict] = field(default_factory=dict)  # N -> medians and runs
     native: dict[int, dict] | None = None  # N -> llama-bench pp/tg tok/s
     ratio: dict[int, dict] | None = None  # N -> ours/native for pp and tg
@@ -122,11 +123,18 @@ def bench_generation(
     llama_bench: str | None = None,
     threads: int | None = None,
     in_process: bool = False,
+    cpu_sampling: bool = False,
 ) -> GenResult:
     n_ctx = max(prompt_tokens) + gen_tokens + 64
     started = time.perf_counter()
     make = LlamaEngine if in_process else EngineProcess
-    engine = make(model, n_ctx=n_ctx, gpu_layers=gpu_layers, n_threads=threads)
+    engine = make(
+        model,
+        n_ctx=n_ctx,
+        gpu_layers=gpu_layers,
+        n_threads=threads,
+        backend_sampling=False if cpu_sampling else None,
+    )
     report = engine.load()
     load_s = time.perf_counter() - started
     result = GenResult(
@@ -136,6 +144,7 @@ def bench_generation(
         load_s=round(load_s, 3),
         n_ctx=engine.n_ctx,
         engine="in-process" if in_process else "process",
+        sampling="cpu" if cpu_sampling else "auto",
     )
     try:
         one_run(engine, exact_prompt(engine, 32, salt=999), 8)  # warm-up: kernels, allocations
@@ -210,7 +219,7 @@ def run_llama_bench(
 def format_generation(result: GenResult) -> str:
     lines = [
         f"generation: {result.model} on {result.device}, load {result.load_s:.2f} s, "
-        f"n_ctx {result.n_ctx}, engine {result.engine}",
+        f"n_ctx {result.n_ctx}, engine {result.engine}, sampling {result.sampling}",
         f"  {'prompt':>7} {'TTFT ms':>9} {'prefill tok/s':>14} {'decode tok/s':>13}"
         + (f" {'native pp':>10} {'native tg':>10} {'pp ratio':>9} {'tg ratio':>9}")
         * bool(result.native),
@@ -247,6 +256,9 @@ def add_generation_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--in-process", action="store_true", help="engine in this process (the app uses a child)"
     )
+    g.add_argument(
+        "--cpu-sampling", action="store_true", help="sample on the CPU, not in llama.cpp's graph"
+    )
     g.add_argument("--llama-bench", metavar="PATH", help="llama.cpp's llama-bench, for native")
 
 
@@ -261,6 +273,7 @@ def run_from_args(args) -> GenResult:
         llama_bench=args.llama_bench,
         threads=args.threads,
         in_process=args.in_process,
+        cpu_sampling=args.cpu_sampling,
     )
 
 

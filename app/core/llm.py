@@ -132,6 +132,7 @@ class LlamaEngine:
         flash_attn: bool = True,
         seed: int = 0,
         n_threads: int | None = None,
+        backend_sampling: bool | None = None,
     ) -> None:
         self.path = Path(path).expanduser()
         self.n_ctx_requested = n_ctx
@@ -140,6 +141,9 @@ class LlamaEngine:
         self.flash_attn = flash_attn
         self.seed = seed
         self.n_threads = n_threads or max(1, (os.cpu_count() or 2))
+        # Sample inside llama.cpp's graph (see _sampler): None = when layers are on the GPU.
+        self.backend_sampling = backend_sampling
+        self._attached: tuple[float, object] | None = None  # (temperature, chain) on the context
         self.info: GGUFInfo | None = None
         self.report: LoadReport | None = None
         self._model = None
@@ -251,6 +255,7 @@ class LlamaEngine:
     def close(self) -> None:
         if self._ctx is not None and self._vocab is not None:
             ll = _llama()
+            self._detach_sampler()
             ll.llama_free(self._ctx)
             ll.llama_model_free(self._model)
         self._ctx = self._model = self._vocab = None
@@ -375,10 +380,15 @@ class LlamaEngine:
             ll.llama_memory_seq_rm(mem, 0, keep, -1)
         self._cached = tokens[:keep]
 
-        self._prefill(tokens, keep, cancel)
+        sampler, owned = self._sampler(temperature)  # before the prefill: it samples its end
+        try:
+            self._prefill(tokens, keep, cancel)
+        except BaseException:
+            if owned:
+                ll.llama_sampler_free(sampler)
+            raise
         prefilled = time.perf_counter()
 
-        sampler = self._make_sampler(temperature)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         one = self._one
         one_batch = ll.llama_batch_get_one(one, 1)
@@ -411,7 +421,8 @@ class LlamaEngine:
             if tail:
                 yield tail
         finally:
-            ll.llama_sampler_free(sampler)
+            if owned:
+                ll.llama_sampler_free(sampler)
         ended = time.perf_counter()
         first_at = first_at or ended
         decode_s = ended - first_at
@@ -454,6 +465,35 @@ class LlamaEngine:
         finally:
             ll.llama_set_abort_callback(ctx, ll.ggml_abort_callback(), None)
             self._abort_token = None
+
+    def _sampler(self, temperature: float) -> tuple[object, bool]:
+        """The sampler chain for one answer, and whether the caller must free it.
+
+        With layers on the GPU the chain is attached to the context (llama_set_sampler), so
+        llama.cpp samples inside the graph: no copy of the whole vocabulary's logits to the host
+        and no CPU pass over them for every token (128k entries for Llama 3), which llama-bench's
+        tg figure never pays. The attached chain stays for the next answer at the same
+        temperature (re-attaching makes llama.cpp re-plan its graph)."""
+        ll = _llama()
+        if self._attached is not None and self._attached[0] == temperature:
+            return self._attached[1], False
+        self._detach_sampler()
+        chain = self._make_sampler(temperature)
+        wanted = self.backend_sampling
+        if wanted is None:
+            wanted = bool(self.report and self.report.gpu_layers)
+        attach = getattr(ll, "llama_set_sampler", None)  # absent from older llama-cpp-python
+        if wanted and attach is not None and attach(self._ctx, 0, chain):
+            self._attached = (temperature, chain)
+            return chain, False
+        return chain, True
+
+    def _detach_sampler(self) -> None:
+        if self._attached is not None:
+            ll = _llama()
+            ll.llama_set_sampler(self._ctx, 0, None)
+            ll.llama_sampler_free(self._attached[1])
+            self._attached = None
 
     def _make_sampler(self, temperature: float):
         ll = _llama()

@@ -112,3 +112,27 @@ def test_load_reports_the_fallback_it_took(tmp_path):
 
     with pytest.raises(ModelLoadError, match="could not be loaded"):
         LlamaEngine(default_llm_path(), gpu_layers=0).load(_loader=never)
+
+
+def test_sampling_inside_the_graph_matches_sampling_on_the_cpu(engine):
+    """The GPU path attaches the sampler chain to llama.cpp's context; here the CPU backend
+    runs the same code: greedy answers must be token for token what CPU sampling gives, for
+    a fresh prompt and for one whose prefix comes from the cache."""
+    from app.core.llm import LlamaEngine
+
+    in_graph = LlamaEngine(engine.path, n_ctx=2048, gpu_layers=0, backend_sampling=True)
+    in_graph.load()
+    try:
+        for question in ("What is the capital of France?", "What is the capital of Spain?"):
+            prompt = chat(engine, question)
+            expected, _ = collect(engine.generate(prompt, CancelToken(), 24, 0))
+            got, stats = collect(in_graph.generate(prompt, CancelToken(), 24, 0))
+            assert got == expected
+            assert stats.completion_tokens > 0
+        assert in_graph._attached is not None  # it really ran attached, not on the CPU chain
+        # A different temperature swaps the attached chain; sampling still works.
+        text, _ = collect(in_graph.generate(chat(engine, "Say hi."), CancelToken(), 8, 0.7))
+        assert text.strip() and in_graph._attached[0] == 0.7
+    finally:
+        in_graph.close()
+    assert in_graph._attached is None
