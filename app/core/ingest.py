@@ -102,7 +102,7 @@ class _OpenFile:
 class IngestOptions:
     chunk_tokens: int = 200
     chunk_overlap: int = 40
-    batch_size: int = 64
+    batch_size: int | None = None  # chunks per embedding batch; None: the embedder's own
     queue_size: int = 8  # batches of chunks read ahead of the embedder: bounds memory
     extract_in_process: bool = True  # PDFs are parsed in a worker process (see extraction.py)
 
@@ -165,6 +165,7 @@ class Ingestor:
             self._reader_tokenizer = copy.deepcopy(self.embedder.tokenizer)
             self._tokenizer_of = self.embedder
         self._page_reader = PageReader(use_process=self.options.extract_in_process)
+        self._batch = self.options.batch_size or self.embedder.batch_size  # 256 on a GPU
         reader.start()
         open_files: dict[int, _OpenFile] = {}
         pending: list[tuple[int, Chunk]] = []
@@ -189,9 +190,9 @@ class Ingestor:
                     f.pages = msg.pages
                     f.buffered += len(msg.chunks)
                     pending.extend((msg.i, c) for c in msg.chunks)
-                    while len(pending) >= self.options.batch_size:
-                        yield from self._flush(pending[: self.options.batch_size], open_files, run)
-                        del pending[: self.options.batch_size]
+                    while len(pending) >= self._batch:
+                        yield from self._flush(pending[: self._batch], open_files, run)
+                        del pending[: self._batch]
                         yield from self._commit_ended(open_files, run)
                         cancel.raise_if_cancelled()
                 elif isinstance(msg, _End):
@@ -332,9 +333,9 @@ class Ingestor:
                 counted(), self._reader_tokenizer, self._max_tokens, self.options.chunk_overlap
             ):
                 batch.append(chunk)
-                if len(batch) >= self.options.batch_size and not put(_Chunks(i, batch, pages)):
+                if len(batch) >= self._batch and not put(_Chunks(i, batch, pages)):
                     return False
-                if len(batch) >= self.options.batch_size:
+                if len(batch) >= self._batch:
                     batch = []
             if batch and not put(_Chunks(i, batch, pages)):
                 return False
