@@ -130,8 +130,9 @@ COMMON_TERM_SHARE = 0.05
 COMMON_TERM_MIN = 2000
 """A word found in more than this share of chunks (and in more than COMMON_TERM_MIN of them:
 shorter posting lists cost little) barely moves BM25 but makes FTS5 score every chunk containing
-it; such words are left out of the keyword query (the vectors still see them). Measured at 100k
-chunks: keyword search 19.8 -> 1.7 ms p50; QA hit@5 0.64 -> 0.68 (app/bench/NOTES.md)."""
+it; such words are left out of the keyword query (the vectors still see them), even when no word
+is left. Measured at 100k chunks: keyword search 19.8 -> 1.7 ms p50, p95 22 -> 2.8 ms; QA hit@5
+0.64 -> 0.68 (app/bench/NOTES.md)."""
 
 
 class Library:
@@ -265,26 +266,26 @@ class Library:
         return [(r[0], -float(r[1])) for r in rows[:k]]  # FTS5's rank is BM25 negated
 
     def _selective_terms(self, terms: list[str]) -> list[str]:
-        """Drop words too common to matter (see COMMON_TERM_SHARE); keep the two rarest always."""
-        if len(terms) <= 2:
-            return terms
+        """Drop words too common to matter (see COMMON_TERM_SHARE). A question made only of
+        such words gets no keyword candidates: the vector search answers it alone."""
         total = self._db.execute("SELECT max(rowid) FROM chunks").fetchone()[0] or 0
-        freq = {}
+        limit = max(COMMON_TERM_SHARE * total, COMMON_TERM_MIN)
+        if total <= limit:  # a small library: every posting list is short
+            return terms
+        kept = []
         for term in terms:
             row = self._db.execute("SELECT doc FROM chunks_vocab WHERE term=?", (term,)).fetchone()
-            freq[term] = row[0] if row else 0
-        rarest = sorted(terms, key=lambda t: freq[t])[:2]
-        limit = max(COMMON_TERM_SHARE * total, COMMON_TERM_MIN)
-        return [t for t in terms if t in rarest or freq[t] <= limit]
+            if (row[0] if row else 0) <= limit:
+                kept.append(term)
+        return kept
 
     def vector_search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
-        """(chunk id, cosine similarity) best first; may include ids of non-live versions."""
-        if self.collection.count() == 0:
-            return []
+        """(chunk id, cosine similarity) best first; may include ids of non-live versions.
+
+        Chroma returns fewer than k ids when it holds fewer (none when empty), so the collection
+        is not counted first: at 100k chunks each count() took 6 ms, three times the search."""
         result = self.collection.query(
-            query_embeddings=[vector.tolist()],
-            n_results=min(k, self.collection.count()),
-            include=["distances"],
+            query_embeddings=[vector.tolist()], n_results=k, include=["distances"]
         )
         return [(i, 1.0 - d) for i, d in zip(result["ids"][0], result["distances"][0], strict=True)]
 
