@@ -1,10 +1,12 @@
 """PDF text extraction in a worker process, streamed back a few pages at a time.
 
-pypdf is pure Python: in the ingestion reader thread it holds the GIL for ~40 ms a page, which
-stalls the embedder's thread between torch ops (measured in app/bench/NOTES.md). One worker
-process (spawned: it imports pypdf and app.core.documents, never torch) reads the pages while this
-process embeds. The worker opens one document at a time and hands back `batch` pages per call;
-at most two calls are in flight, so memory stays bounded whatever the file's size.
+A PDF parser runs on the file's bytes, whoever made them: PDFium is C++ (a crash or a runaway page
+must not take the window down with it) and pypdf, its second reader, is pure Python that holds the
+GIL for ~17-40 ms a page, stalling the embedder's thread between torch ops (measured in
+app/bench/NOTES.md). One worker process (spawned: it imports the PDF readers and
+app.core.documents, never torch) reads the pages while this process embeds. The worker opens one
+document at a time and hands back `batch` pages per call; at most two calls are in flight, so
+memory stays bounded whatever the file's size.
 
 Errors keep their meaning: the loader's DocumentError subclasses cross the process boundary
 as they are. A worker that dies (a parser crash) fails only the file it was reading; the next
