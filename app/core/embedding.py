@@ -89,10 +89,6 @@ class Embedder:
             return 256 if self.device.startswith("cuda") else 64
         return self._batch_size
 
-    @batch_size.setter
-    def batch_size(self, value: int | None) -> None:
-        self._batch_size = value
-
     @property
     def tokenizer(self):
         return self.load().tokenizer

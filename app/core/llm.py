@@ -380,15 +380,6 @@ class LlamaEngine:
             ll.llama_memory_seq_rm(mem, 0, keep, -1)
         self._cached = tokens[:keep]
 
-        sampler, owned = self._sampler(temperature)  # before the prefill: it samples its end
-        try:
-            self._prefill(tokens, keep, cancel)
-        except BaseException:
-            if owned:
-                ll.llama_sampler_free(sampler)
-            raise
-        prefilled = time.perf_counter()
-
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         one = self._one
         one_batch = ll.llama_batch_get_one(one, 1)
@@ -397,7 +388,10 @@ class LlamaEngine:
         produced = 0
         first_at = None
         stop = "length"
+        sampler, owned = self._sampler(temperature)  # before the prefill: it samples its end
         try:
+            self._prefill(tokens, keep, cancel)
+            prefilled = time.perf_counter()
             while produced < max_tokens:
                 tok = sample(sampler, ctx, -1)
                 if stop_at_eog and is_eog(vocab, tok):
@@ -482,8 +476,7 @@ class LlamaEngine:
         wanted = self.backend_sampling
         if wanted is None:
             wanted = bool(self.report and self.report.gpu_layers)
-        attach = getattr(ll, "llama_set_sampler", None)  # absent from older llama-cpp-python
-        if wanted and attach is not None and attach(self._ctx, 0, chain):
+        if wanted and ll.llama_set_sampler(self._ctx, 0, chain):
             self._attached = (temperature, chain)
             return chain, False
         return chain, True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from app.config import default_llm_path
@@ -40,7 +42,7 @@ def test_child_answers_exactly_as_the_engine_in_this_process():
 
 def _same_answers(proc, engine):
     assert proc.report.where == "CPU" and proc.n_ctx == engine.n_ctx
-    assert proc._proc.pid != __import__("os").getpid()
+    assert proc._proc.pid != os.getpid()
     prompt = chat(proc, "What is the capital of France?")
     assert prompt == chat(engine, "What is the capital of France?")
     assert proc.count_tokens("quarterly tax forms") == engine.count_tokens("quarterly tax forms")

@@ -135,11 +135,4 @@ def _open_with_pypdf(f, path) -> tuple[int, Callable[[int], str]]:
         raise corrupt(path, _WHAT, _FIX) from exc
     except Exception as exc:  # PdfReadError, ValueError, KeyError, RecursionError...
         raise corrupt(path, _WHAT, _FIX) from exc
-    return count, lambda index: _pypdf_text(reader.pages[index])
-
-
-def _pypdf_text(page) -> str:
-    try:
-        return page.extract_text(extraction_mode="plain") or ""
-    except TypeError:  # an older pypdf without extraction modes
-        return page.extract_text() or ""
+    return count, lambda index: reader.pages[index].extract_text(extraction_mode="plain") or ""
