@@ -11,15 +11,20 @@ def _pdf_string(line: str) -> bytes:
     return b"(" + raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)") + b")"
 
 
-def pdf_bytes(pages: Sequence[str]) -> bytes:
+def pdf_bytes(pages: Sequence[str], outline: Sequence[tuple[int, str, int]] = ()) -> bytes:
     """A valid PDF with one page per string (lines split on newlines).
 
-    An empty string makes a page with only a drawn rectangle: no text layer.
+    An empty string makes a page with only a drawn rectangle: no text layer. `outline` gives
+    bookmarks as (level from 0, title, 0-based page index), in order, like a table of contents.
     """
     n = len(pages)
     objects: list[bytes] = []
     kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(n))
-    objects.append(b"<< /Type /Catalog /Pages 2 0 R >>")
+    first_outline = 4 + 2 * n
+    if outline:
+        objects.append(f"<< /Type /Catalog /Pages 2 0 R /Outlines {first_outline} 0 R >>".encode())
+    else:
+        objects.append(b"<< /Type /Catalog /Pages 2 0 R >>")
     objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {n} >>".encode())
     objects.append(
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
@@ -38,6 +43,8 @@ def pdf_bytes(pages: Sequence[str]) -> bytes:
             f"/Resources << /Font << /F1 3 0 R >> >> /Contents {5 + 2 * i} 0 R >>".encode()
         )
         objects.append(f"<< /Length {len(stream)} >>\nstream\n".encode() + stream + b"\nendstream")
+    if outline:
+        objects.extend(_outline_objects(outline, first_outline))
     out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
     for number, body in enumerate(objects, start=1):
@@ -52,10 +59,52 @@ def pdf_bytes(pages: Sequence[str]) -> bytes:
     return bytes(out)
 
 
-def make_pdf(path: str | Path, pages: list[str]) -> Path:
-    """Write a text PDF with one page per string and return its path."""
+def _outline_objects(entries: Sequence[tuple[int, str, int]], root: int) -> list[bytes]:
+    """The /Outlines dictionary (object `root`) and one object per entry after it."""
+    number = {i: root + 1 + i for i in range(len(entries))}
+    parent: dict[int, int] = {}  # entry -> parent entry (-1: the root)
+    children: dict[int, list[int]] = {-1: []}
+    stack: list[int] = []
+    for i, (level, _title, _page) in enumerate(entries):
+        del stack[level:]
+        parent[i] = stack[-1] if stack else -1
+        children.setdefault(parent[i], []).append(i)
+        children[i] = []
+        stack.append(i)
+
+    def ref(i: int) -> str:
+        return f"{root if i == -1 else number[i]} 0 R"
+
+    kids = children[-1]
+    objects = [
+        f"<< /Type /Outlines /First {ref(kids[0])} /Last {ref(kids[-1])} "
+        f"/Count {len(entries)} >>".encode()
+    ]
+    for i, (_level, title, page) in enumerate(entries):
+        siblings = children[parent[i]]
+        at = siblings.index(i)
+        links = f"/Parent {ref(parent[i])}"
+        if at > 0:
+            links += f" /Prev {ref(siblings[at - 1])}"
+        if at + 1 < len(siblings):
+            links += f" /Next {ref(siblings[at + 1])}"
+        if children[i]:
+            links += f" /First {ref(children[i][0])} /Last {ref(children[i][-1])}"
+            links += f" /Count {len(children[i])}"
+        objects.append(
+            b"<< /Title "
+            + _pdf_string(title)
+            + f" {links} /Dest [{4 + 2 * page} 0 R /XYZ 0 792 0] >>".encode()
+        )
+    return objects
+
+
+def make_pdf(
+    path: str | Path, pages: list[str], outline: Sequence[tuple[int, str, int]] = ()
+) -> Path:
+    """Write a text PDF with one page per string (and bookmarks) and return its path."""
     path = Path(path)
-    path.write_bytes(pdf_bytes(pages))
+    path.write_bytes(pdf_bytes(pages, outline))
     return path
 
 

@@ -39,15 +39,15 @@ def _open(path: str) -> None:
     _open_doc = read_pages(path)
 
 
-def _next(n: int) -> tuple[list[tuple[int | None, str]], bool]:
+def _next(n: int) -> tuple[list[Page], bool]:
     """Up to n pages of the open document, and whether it is finished."""
     global _open_doc
     if _open_doc is None:
         return [], True
-    out: list[tuple[int | None, str]] = []
+    out: list[Page] = []
     try:
         for page in _open_doc:
-            out.append((page.number, page.text))
+            out.append(page)
             if len(out) >= n:
                 return out, False
     except BaseException:
@@ -93,8 +93,7 @@ class PageReader:
                 got, done = pending.result()
                 if not done:  # let the worker read the next pages while these are chunked
                     pending = pool.submit(_next, self.batch)
-                for number, text in got:
-                    yield Page(number, text)
+                yield from got
                 if done:
                     return
         except BrokenProcessPool as exc:

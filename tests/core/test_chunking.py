@@ -5,7 +5,7 @@ import itertools
 import pytest
 
 from app.core.chunking import chunk_pages, split_text
-from app.core.documents.base import Page
+from app.core.documents.base import Heading, Page
 
 WORDS = (
     "antidisestablishmentarianism photosynthesis the quarterly revenue of Acme grew "
@@ -61,3 +61,24 @@ def test_a_single_word_longer_than_the_budget_is_cut_rather_than_looping():
     assert windows[0] == (0, 4, 4)
     assert windows[-1][1] == 10
     assert len(windows) < 10
+
+
+def test_a_chunk_never_mixes_two_sections(tokenizer):
+    text = f"1 Billing\n{_text(30)}\n1.1 Late fees\n{_text(30)}\n"
+    cut = text.index("1.1 Late fees")
+    headings = (Heading(0, ("1 Billing",)), Heading(cut, ("1 Billing", "1.1 Late fees")))
+    chunks = list(chunk_pages([Page(1, text, headings)], tokenizer, max_tokens=64, overlap=8))
+    assert len(chunks) >= 4
+    for c in chunks:
+        assert c.end <= cut or c.start >= cut, "a chunk straddles two sections"
+    assert any(c.start == cut for c in chunks), "the section's first chunk starts at its title"
+    covered = " ".join(c.text for c in chunks).split()
+    assert set(covered) == set(text.split())  # nothing lost at the cut
+
+
+def test_a_chapter_title_right_before_its_first_section_stays_with_it(tokenizer):
+    text = "2 People\n2.1 Hiring\n" + _text(20)
+    headings = (Heading(0, ("2 People",)), Heading(9, ("2 People", "2.1 Hiring")))
+    chunks = list(chunk_pages([Page(1, text, headings)], tokenizer, max_tokens=200, overlap=0))
+    assert len(chunks) == 1
+    assert chunks[0].text.startswith("2 People\n2.1 Hiring")

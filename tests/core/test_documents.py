@@ -69,6 +69,32 @@ def test_pdf_pages_are_numbered_from_one(tmp_path: Path, pdf_engine: str) -> Non
     assert "Third (last) page." in pages[2].text
 
 
+GUIDE_PAGES = [
+    "Guide\n1 Billing\nInvoices are due in 30 days.\n1.1 Late fees\nA late fee of 2% applies.",
+    "More about fees.\n2 Travel\nBook trains early.",
+]
+GUIDE_OUTLINE = [(0, "1 Billing", 0), (1, "1.1 Late fees", 0), (0, "2 Travel", 1)]
+
+
+def test_pdf_bookmarks_become_headings_where_their_titles_are(
+    tmp_path: Path, pdf_engine: str
+) -> None:
+    path = make_pdf(tmp_path / "guide.pdf", GUIDE_PAGES, GUIDE_OUTLINE)
+    pages = list(read_pages(path))
+    assert [[h.path for h in p.headings] for p in pages] == [
+        [("1 Billing",), ("1 Billing", "1.1 Late fees")],
+        [("2 Travel",)],
+    ]
+    for page in pages:
+        for heading in page.headings:
+            assert page.text[heading.offset :].startswith(heading.path[-1])
+
+
+def test_a_pdf_without_bookmarks_has_no_headings(tmp_path: Path, pdf_engine: str) -> None:
+    path = make_pdf(tmp_path / "plain.pdf", GUIDE_PAGES)
+    assert all(p.headings == () for p in read_pages(path))
+
+
 def test_pdf_reading_is_lazy(tmp_path: Path, pdf_engine: str) -> None:
     path = make_pdf(tmp_path / "lazy.pdf", THREE_PAGES)
     pages = read_pdf(path)

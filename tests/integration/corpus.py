@@ -18,11 +18,13 @@ HANDBOOK_PAGES = [
     "Object loans are approved by the registrar, Ms Okonkwo.",
 ]
 
+HANDBOOK_OUTLINE = [(0, "Safety", 1), (0, "Money", 2), (0, "Collections", 3)]
+
 
 def build_corpus(folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     files = {
-        "handbook": make_pdf(folder / "handbook.pdf", HANDBOOK_PAGES),
+        "handbook": make_pdf(folder / "handbook.pdf", HANDBOOK_PAGES, HANDBOOK_OUTLINE),
         "leave": make_docx(
             folder / "leave policy.docx",
             [

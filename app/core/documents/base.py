@@ -11,11 +11,22 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class Heading:
+    """A section that begins on a page: where its title starts in the page's text, and its
+    title with those of the sections around it, outermost first."""
+
+    offset: int
+    path: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Page:
-    """The text of one page. `number` is 1-based, or None for formats without pages."""
+    """The text of one page. `number` is 1-based, or None for formats without pages.
+    `headings` are the sections that begin on it, in reading order (from the PDF's outline)."""
 
     number: int | None
     text: str
+    headings: tuple[Heading, ...] = ()
 
 
 class DocumentError(Exception):

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 
 from app.core.documents._io import corrupt, guarded, open_binary, quiet, quoted
 from app.core.documents.base import EmptyDocument, EncryptedDocument, NoTextLayer, Page
+from app.core.documents.outline import locate, sections_by_page
 
 # pypdf logs every oddity of a damaged file; those are not the user's business.
 logging.getLogger("pypdf").setLevel(logging.CRITICAL)
@@ -25,6 +26,7 @@ _FIX = "Open it in a PDF reader, save or print it to a new PDF, and add that cop
 
 # FPDF_GetLastError codes that mean "protected", not "damaged".
 _PDFIUM_PASSWORD, _PDFIUM_SECURITY = 4, 5
+_MAX_OUTLINE_DEPTH = 16
 
 
 def _encrypted(path: str | os.PathLike[str]) -> EncryptedDocument:
@@ -41,15 +43,39 @@ def read_pdf(path: str | os.PathLike[str]) -> Iterator[Page]:
     with f:
         document = _open_with_pdfium(path)
         if document is None:
-            yield from _pages(path, *_open_with_pypdf(f, path))
+            reader = _open_with_pypdf(f, path)
+            yield from _pages(
+                path,
+                len(reader.pages),
+                lambda index: reader.pages[index].extract_text(extraction_mode="plain") or "",
+                _outline(lambda: _pypdf_outline(reader)),
+            )
             return
         try:
-            yield from _pages(path, len(document), lambda index: _pdfium_text(document, index))
+            yield from _pages(
+                path,
+                len(document),
+                lambda index: _pdfium_text(document, index),
+                _outline(lambda: _pdfium_outline(document)),
+            )
         finally:
             document.close()
 
 
-def _pages(path, count: int, text_of: Callable[[int], str]) -> Iterator[Page]:
+def _outline(entries: Callable[[], Iterator[tuple[int, str, int | None]]]):
+    """The sections beginning on each page; a damaged outline costs only the headings."""
+    try:
+        with quiet():
+            return sections_by_page(entries())
+    except MemoryError:
+        raise
+    except Exception:
+        return {}
+
+
+def _pages(
+    path, count: int, text_of: Callable[[int], str], outline: dict[int, list[tuple[str, ...]]]
+) -> Iterator[Page]:
     if count == 0:
         raise EmptyDocument(
             f"{quoted(path)} has no pages, so there is nothing to read. "
@@ -68,7 +94,7 @@ def _pages(path, count: int, text_of: Callable[[int], str]) -> Iterator[Page]:
             continue
         if text.strip():
             with_text += 1
-            yield Page(index + 1, text)
+            yield Page(index + 1, text, locate(text, outline.get(index, ())))
     if with_text == 0:
         if failed == count:
             raise corrupt(path, _WHAT, _FIX)
@@ -94,6 +120,12 @@ def _open_with_pdfium(path: str | os.PathLike[str]):
         return None
 
 
+def _pdfium_outline(document) -> Iterator[tuple[int, str, int | None]]:
+    for item in document.get_toc(max_depth=_MAX_OUTLINE_DEPTH):
+        dest = item.get_dest()
+        yield item.level, item.get_title() or "", dest.get_index() if dest is not None else None
+
+
 def _pdfium_text(document, index: int) -> str:
     page = document[index]
     try:
@@ -113,7 +145,8 @@ def _clean(text: str) -> str:
 
 
 # ------------------------------------------------------------------ pypdf
-def _open_with_pypdf(f, path) -> tuple[int, Callable[[int], str]]:
+def _open_with_pypdf(f, path):
+    """An open pypdf PdfReader (decrypted when its password is empty)."""
     from pypdf import PdfReader
     from pypdf.errors import DependencyError, FileNotDecryptedError
 
@@ -126,7 +159,7 @@ def _open_with_pypdf(f, path) -> tuple[int, Callable[[int], str]]:
                         raise _encrypted(path)
                 except (DependencyError, NotImplementedError, FileNotDecryptedError) as exc:
                     raise _encrypted(path) from exc
-            count = len(reader.pages)
+            len(reader.pages)  # parses the page tree: a damaged one fails here, not midway
     except (EncryptedDocument, MemoryError):
         raise
     except NotImplementedError as exc:
@@ -135,4 +168,16 @@ def _open_with_pypdf(f, path) -> tuple[int, Callable[[int], str]]:
         raise corrupt(path, _WHAT, _FIX) from exc
     except Exception as exc:  # PdfReadError, ValueError, KeyError, RecursionError...
         raise corrupt(path, _WHAT, _FIX) from exc
-    return count, lambda index: reader.pages[index].extract_text(extraction_mode="plain") or ""
+    return reader
+
+
+def _pypdf_outline(reader) -> Iterator[tuple[int, str, int | None]]:
+    def walk(items, level: int):
+        for item in items:
+            if isinstance(item, list):  # the children of the entry before it
+                if level < _MAX_OUTLINE_DEPTH:
+                    yield from walk(item, level + 1)
+            else:
+                yield level, str(item.title or ""), reader.get_destination_page_number(item)
+
+    yield from walk(reader.outline, 0)
