@@ -40,6 +40,11 @@ def add_arguments(p) -> None:
     g.add_argument(
         "--extract-in-thread", action="store_true", help="parse PDFs in the reader thread"
     )
+    g.add_argument(
+        "--vectors-in-process",
+        action="store_true",
+        help="write Chroma in this process, not its own (the way before it had one)",
+    )
     g.add_argument("--chunk-tokens", type=int, metavar="N", help="passage size (default: setting)")
     g.add_argument("--chunk-overlap", type=int, metavar="N", help="overlap (default: setting)")
     g = p.add_argument_group("retrieval")
@@ -172,11 +177,13 @@ def _library_parts(args, results: dict) -> None:
                 home,
                 embedder=embedder,
                 options=_ingest_options(args),
+                vector_process=not args.vectors_in_process,
             )
             ingest_d = ingest.as_dict()
             ingest_d["embed_precision"] = _precision(embedder)
             ingest_d["embed_device"] = embedder.device
             ingest_d["extraction"] = "thread" if args.extract_in_thread else "process"
+            ingest_d["vectors"] = "this process" if args.vectors_in_process else "own process"
             results["ingest"] = ingest_d
             _show(args, format_ingest(ingest_d))
         if library is None:
@@ -264,6 +271,7 @@ def format_ingest(d: dict) -> str:
             ("peak RSS", f"{d['peak_rss_mb']:.0f} MB (process + workers)"),
             ("embeddings", f"{d.get('embed_precision', '?')} on {d.get('embed_device', '?')}"),
             ("PDF parsing", d.get("extraction", "?")),
+            ("Chroma", d.get("vectors", "?")),
         ]
         + [("problem", f) for f in d["failed"]],
     )

@@ -28,7 +28,9 @@ class IngestResult:
         return asdict(self)
 
 
-def bench_ingest(folder: str | Path, home: str | Path, *, embedder=None, options=None):
+def bench_ingest(
+    folder: str | Path, home: str | Path, *, embedder=None, options=None, vector_process=True
+):
     """Ingest every supported file under `folder` into a library at `home` (a CONFIDANT_HOME-like
     directory, normally a fresh temporary one). Returns (IngestResult, Library, Embedder)."""
     from app.config import default_embedder_path
@@ -46,7 +48,7 @@ def bench_ingest(folder: str | Path, home: str | Path, *, embedder=None, options
             embedder = Embedder(default_embedder_path())
         embedder.load()
         load_s = time.perf_counter() - started
-        library = Library(home)
+        library = Library(home, vector_process=vector_process)
         ingestor = Ingestor(library, embedder, options or IngestOptions())
         finished = None
         failed: list[str] = []

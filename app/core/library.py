@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from app.core.events import Hit
+from app.core.vector_store import CollectionProcess, open_collection
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -142,8 +143,11 @@ class Library:
 
     COLLECTION = "chunks"
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, vector_process: bool = True) -> None:
+        """`vector_process`: Chroma runs in a child process (vector_store.py), so its writes
+        never stall this process; False keeps it in this one (tools that only read)."""
         self.home = Path(home)
+        self.vector_process = vector_process
         self._lock = threading.RLock()
         self._db = sqlite3.connect(
             self.home / "library.sqlite3", check_same_thread=False, isolation_level=None, timeout=30
@@ -158,30 +162,27 @@ class Library:
     # ------------------------------------------------------------------ lifecycle
     @property
     def collection(self):
-        """The Chroma collection, opened on first use (importing chromadb takes ~1 s)."""
+        """The Chroma collection (or its CollectionProcess), opened on first use (importing
+        chromadb takes ~1 s)."""
         if self._collection is None:
             with self._lock:
                 if self._collection is None:
-                    import chromadb
-                    from chromadb.config import Settings as ChromaSettings
-
                     store = self.home / "library"
                     store.mkdir(mode=0o700, exist_ok=True)
-                    self._client = chromadb.PersistentClient(
-                        path=str(self.home / "library"),
-                        settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
-                    )
-                    self._collection = self._client.get_or_create_collection(
-                        self.COLLECTION,
-                        embedding_function=None,
-                        metadata={"hnsw:space": "cosine"},
-                    )
+                    if self.vector_process:
+                        collection = CollectionProcess(store, self.COLLECTION)
+                        collection.start()
+                    else:
+                        self._client, collection = open_collection(str(store), self.COLLECTION)
+                    self._collection = collection
                     _chmod_private(store)
         return self._collection
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            if isinstance(self._collection, CollectionProcess):
+                self._collection.close()  # after the writes it was sent
             if self._collection is not None:  # Chroma writes its index files as it goes
                 _chmod_private(self.home / "library")
             _chmod_private(self.home / "library.sqlite3")
@@ -316,12 +317,12 @@ class Library:
     ) -> None:
         """Store one batch in both stores. Idempotent: ids are deterministic.
 
-        Written WRITE_SLICE chunks at a time: Chroma holds the GIL for a whole upsert (measured:
-        ~250 ms for 256 vectors), which would freeze the window while a GPU embeds in 256s."""
-        for at in range(0, len(chunks), WRITE_SLICE):
-            self._add_slice(
-                doc_id, version, chunks[at : at + WRITE_SLICE], vectors[at : at + WRITE_SLICE]
-            )
+        In this process, written WRITE_SLICE chunks at a time: Chroma holds the GIL for a whole
+        upsert (~250 ms for 256 vectors), which would freeze the window while a GPU embeds in
+        256s. Its own process takes the batch whole, and writes it while this one goes on."""
+        step = len(chunks) if self.vector_process else WRITE_SLICE
+        for at in range(0, len(chunks), max(step, 1)):
+            self._add_slice(doc_id, version, chunks[at : at + step], vectors[at : at + step])
 
     def _add_slice(
         self, doc_id: int, version: str, chunks: Sequence[ChunkRecord], vectors: np.ndarray
@@ -347,6 +348,8 @@ class Library:
     def commit_version(self, doc_id: int, version: str, chunks: int, pages: int) -> None:
         """Make `version` live (one transaction), then drop the version it replaces."""
         with self._lock:
+            if isinstance(self._collection, CollectionProcess):
+                self._collection.flush()  # every vector of it written, or its error raised
             old = self._db.execute("SELECT hash FROM documents WHERE id=?", (doc_id,)).fetchone()[0]
             self._db.execute(
                 "UPDATE documents SET hash=?, pending=NULL, status='ready', error=NULL, chunks=?, "
@@ -475,9 +478,12 @@ class Library:
             self._db.execute("DELETE FROM meta WHERE key='embedder'")
             self._db.execute("COMMIT")
             if self._has_vectors():
-                self.collection  # noqa: B018 - opens the client
-                self._client.delete_collection(self.COLLECTION)
-                self._collection = None
+                collection = self.collection
+                if isinstance(collection, CollectionProcess):
+                    collection.reset()
+                else:
+                    self._client.delete_collection(self.COLLECTION)
+                    self._collection = None
 
     def verify(self) -> list[str]:
         """Problems found comparing the stores (empty when consistent). For tests and `doctor`."""

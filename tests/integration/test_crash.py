@@ -220,8 +220,8 @@ def test_sigkill_at_random_moments_loses_nothing(lab):
 REPLACE_CRASHES = [
     # after the new version went live, before the old one was purged
     {"target": "app.core.library:Library._purge_version", "when": "before", "n": 1},
-    # vectors of the new version written, its keyword rows not yet
-    {"target": "chromadb.api.models.Collection:Collection.upsert", "when": "after", "n": 1},
+    # vectors of the new version sent to the store's process, its keyword rows not yet
+    {"target": "app.core.vector_store:CollectionProcess.upsert", "when": "after", "n": 1},
     # the first replaced file is live, the second is not
     {"target": "app.core.library:Library.commit_version", "when": "after", "n": 1},
 ]
@@ -245,7 +245,7 @@ def test_a_crash_while_replacing_is_finished_by_the_next_run(lab, crash_at):
     "crash_at",
     [
         {"target": "app.core.library:Library._finish_removal", "when": "before", "n": 1},
-        {"target": "chromadb.api.models.Collection:Collection.delete", "when": "after", "n": 1},
+        {"target": "app.core.vector_store:CollectionProcess.delete", "when": "after", "n": 1},
     ],
     ids=["marked", "vectors-gone"],
 )

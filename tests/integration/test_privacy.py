@@ -109,9 +109,17 @@ def test_ingest_search_and_ask_never_touch_the_network(
     assert all(result is None for result in telemetry_calls)
     from app.core.library import Library
 
+    # Chroma runs in its own process: it gets the same settings and refuses every connection.
     lib = Library(home)
-    assert lib.collection is not None and lib._client.get_settings().anonymized_telemetry is False
+    child = lib.collection.describe()
+    assert child["anonymized_telemetry"] is False and not child["posthog_loaded"]
+    assert child["refused_connections"] == []
+    assert psutil.Process(child["pid"]).net_connections(kind="inet") == []
     lib.close()
+    in_process = Library(home, vector_process=False)
+    assert in_process.collection is not None
+    assert in_process._client.get_settings().anonymized_telemetry is False
+    in_process.close()
     assert psutil.Process().net_connections(kind="inet") == []
     # No logger wrote the document or the question (debug logging is off by default).
     for record in caplog.records:

@@ -1,0 +1,309 @@
+"""The Chroma collection in a process of its own, behind the collection's own methods.
+
+Why a process: Chroma's Rust core holds the GIL for the whole of every call. One upsert of 64
+vectors into a growing collection held it 70 ms (a 1 ms ticker thread beside it measured the
+gaps), so while a library was being written the window's thread stalled past 50 ms again and
+again, and on a GPU the writes (8.6 s for the whole benchmark corpus) could not overlap the
+embedding at all. In a child, the writes run beside this process instead of inside it.
+
+The child owns the only client of the store (Chroma must not be opened by two processes). The
+parent sends requests over a pipe; the child answers each in order. `upsert` does not wait for
+its answer, so the next batch is embedded while the child writes this one; every other call
+first collects the answers still owed, so it sees those writes and raises their errors, and
+`flush()` does only that (Library calls it before a version goes live). A child that dies is
+replaced on the next call; what it had not confirmed is reported as an error to the caller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import pickle
+import sys
+import threading
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class VectorStoreError(RuntimeError):
+    """The vector store failed or stopped; the message is a plain sentence."""
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """The exception itself if it survives pickling, else a RuntimeError with its message."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+def open_collection(path: str, name: str):
+    """The persistent Chroma collection at `path` (created when missing)."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    client = chromadb.PersistentClient(
+        path=path, settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    )
+    collection = client.get_or_create_collection(
+        name, embedding_function=None, metadata={"hnsw:space": "cosine"}
+    )
+    return client, collection
+
+
+_refused: list[str] = []  # in the child: network connections it refused
+
+
+def _forbid_network() -> None:
+    """In the child: refuse every connection that is not a local (AF_UNIX) socket. The store
+    needs none; this makes sure no library it imports ever reaches out."""
+    import socket
+
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def connect(self, address, _real=real_connect):
+        if self.family != getattr(socket, "AF_UNIX", None):
+            _refused.append(repr(address))
+            raise PermissionError("Confidant's vector store never uses the network.")
+        return _real(self, address)
+
+    def connect_ex(self, address, _real=real_connect_ex):
+        if self.family != getattr(socket, "AF_UNIX", None):
+            _refused.append(repr(address))
+            return 13  # EACCES
+        return _real(self, address)
+
+    socket.socket.connect, socket.socket.connect_ex = connect, connect_ex
+
+
+def _describe(client) -> dict:
+    """What the privacy test checks in the child."""
+    return {
+        "pid": os.getpid(),
+        "anonymized_telemetry": client.get_settings().anonymized_telemetry,
+        "posthog_loaded": "posthog" in sys.modules,
+        "refused_connections": list(_refused),
+    }
+
+
+def _serve(conn, path: str, name: str) -> None:  # pragma: no cover - runs in the child
+    """The child: one collection, one request at a time until 'close' or the pipe ends."""
+    from app.config import isolate_from_network
+
+    isolate_from_network()
+    _forbid_network()
+    try:
+        client, collection = open_collection(path, name)
+    except BaseException as exc:
+        conn.send(("error", _portable(exc)))
+        return
+    conn.send(("ok", None))
+    parent = os.getppid()
+    while True:
+        try:
+            op, kwargs = conn.recv()
+        except (EOFError, OSError):
+            break
+        if os.getppid() != parent:  # the parent died: what it sent last belongs to no one
+            break
+        if op == "close":
+            conn.send(("ok", None))
+            break
+        try:
+            if op == "describe":
+                result = _describe(client)
+            elif op == "reset":
+                client.delete_collection(name)
+                collection = client.get_or_create_collection(
+                    name, embedding_function=None, metadata={"hnsw:space": "cosine"}
+                )
+                result = None
+            else:
+                result = getattr(collection, op)(**kwargs)
+                if isinstance(result, dict):
+                    result = dict(result)
+            conn.send(("ok", result))
+        except BaseException as exc:  # every failure goes back to the parent as an answer
+            conn.send(("error", _portable(exc)))
+    conn.close()
+
+
+class CollectionProcess:
+    """A Chroma collection (upsert, query, get, delete, count) served by a child process.
+    Thread-safe: one lock orders the requests on the pipe."""
+
+    def __init__(self, path: str | Path, name: str) -> None:
+        self.path = str(path)
+        self.name = name
+        self._lock = threading.Lock()
+        self._proc = None
+        self._conn = None
+        self._owed = 0  # answers to upserts not collected yet
+        self._failed: BaseException | None = None  # the first of those that was an error
+
+    # ------------------------------------------------------------------ the collection's methods
+    def upsert(self, **kwargs) -> None:
+        """Sent without waiting for the write; its error (if any) is raised by a later call."""
+        with self._lock:
+            self._raise_failed()
+            self._send("upsert", kwargs)
+            self._owed += 1
+            while self._owed and self._conn.poll():  # collect what is already answered
+                self._collect_one()
+
+    def query(self, **kwargs):
+        return self._call("query", kwargs)
+
+    def get(self, **kwargs):
+        return self._call("get", kwargs)
+
+    def delete(self, **kwargs) -> None:
+        self._call("delete", kwargs)
+
+    def count(self) -> int:
+        return self._call("count", {})
+
+    def reset(self) -> None:
+        """Delete every vector (the collection is dropped and made again)."""
+        self._call("reset", {})
+
+    def describe(self) -> dict:
+        """The child's pid, telemetry setting and refused connections (for the privacy test)."""
+        return self._call("describe", {})
+
+    def flush(self) -> None:
+        """Wait until every upsert sent is written; raise the first that failed."""
+        with self._lock:
+            self._collect_all()
+
+    def close(self) -> None:
+        """Let the child finish the writes it was sent, then stop it."""
+        with self._lock:
+            proc, conn, owed = self._proc, self._conn, self._owed
+            self._proc = self._conn = None
+            self._owed = 0
+        if conn is not None:
+            with contextlib.suppress(OSError, ValueError, EOFError):
+                conn.send(("close", {}))
+                for _ in range(owed + 1):  # the owed answers, then close's own
+                    if not conn.poll(60):
+                        break
+                    kind, value = conn.recv()
+                    if kind == "error":
+                        log.warning("a write failed while closing the vector store: %s", value)
+            conn.close()
+        if proc is not None:
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+
+    # ------------------------------------------------------------------ plumbing
+    def start(self) -> None:
+        """Start the child and open the collection in it (also done by the first call)."""
+        with self._lock:
+            self._start()
+
+    def _start(self) -> None:
+        if self._proc is not None:
+            if self._proc.is_alive():
+                return
+            # Died between calls: collect the answers it sent first; any write it did not
+            # confirm is an error for the caller, never silently dropped.
+            while self._owed and self._conn.poll():
+                self._collect_one()
+            if self._owed:
+                raise self._died()
+            self._stop()
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child_end = ctx.Pipe()
+        self._proc = ctx.Process(
+            target=_serve,
+            args=(child_end, self.path, self.name),
+            name="confidant-vectors",
+            daemon=True,
+        )
+        try:
+            self._proc.start()
+        except OSError as exc:
+            self._stop()
+            raise VectorStoreError(
+                f"The library's vector store could not be started ({exc}). Close other "
+                "programs and try again."
+            ) from exc
+        finally:
+            child_end.close()
+        self._owed = 0
+        kind, value = self._recv()
+        if kind == "error":
+            self._stop()
+            raise VectorStoreError(
+                f"The library's vector store could not be opened ({value}). Check that the "
+                "disk has room and that the data folder may be written."
+            ) from value
+
+    def _call(self, op: str, kwargs: dict):
+        with self._lock:
+            self._collect_all()
+            self._send(op, kwargs)
+            kind, value = self._recv()
+        if kind == "error":
+            raise value
+        return value
+
+    def _send(self, op: str, kwargs: dict) -> None:
+        self._start()
+        try:
+            self._conn.send((op, kwargs))
+        except (OSError, ValueError) as exc:
+            raise self._died() from exc
+
+    def _recv(self):
+        try:
+            return self._conn.recv()
+        except (EOFError, OSError) as exc:
+            raise self._died() from exc
+
+    def _collect_one(self) -> None:
+        kind, value = self._recv()
+        self._owed -= 1
+        if kind == "error" and self._failed is None:
+            self._failed = value
+
+    def _collect_all(self) -> None:
+        while self._owed:
+            self._collect_one()
+        self._raise_failed()
+
+    def _raise_failed(self) -> None:
+        failed, self._failed = self._failed, None
+        if failed is not None:
+            raise failed
+
+    def _died(self) -> VectorStoreError:
+        code = None
+        if self._proc is not None:
+            self._proc.join(1)
+            code = self._proc.exitcode
+        lost = self._owed
+        self._stop()
+        return VectorStoreError(
+            f"The library's vector store stopped unexpectedly (its process ended with code "
+            f"{code}); {lost} write(s) were not confirmed. Add the files again to finish them."
+        )
+
+    def _stop(self) -> None:
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
+        self._owed = 0
+        if conn is not None:
+            conn.close()
+        if proc is not None:
+            proc.join(1)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
