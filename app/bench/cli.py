@@ -187,7 +187,7 @@ def _library_parts(args, results: dict) -> None:
             results["ingest"] = ingest_d
             _show(args, format_ingest(ingest_d))
         if library is None:
-            library = Library(home)
+            library = Library(home, vector_process=not args.vectors_in_process)
         if args.synthetic_chunks:
             vectors = build_synthetic_library(
                 library,
