@@ -145,7 +145,7 @@ class Library:
 
     def __init__(self, home: Path, vector_process: bool = True) -> None:
         """`vector_process`: Chroma runs in a child process (vector_store.py), so its writes
-        never stall this process; False keeps it in this one (tools that only read)."""
+        never stall this process; False keeps it in this one, as before (bench A/B)."""
         self.home = Path(home)
         self.vector_process = vector_process
         self._lock = threading.RLock()
