@@ -110,16 +110,20 @@ def make_pdf(
 
 def make_docx(
     path: str | Path,
-    paragraphs: Sequence[str],
+    paragraphs: Sequence[str | tuple[int, str]],
     table: Sequence[Sequence[str]] | None = None,
 ) -> Path:
-    """Write a .docx with the paragraphs (then an optional table of rows) and return its path."""
+    """Write a .docx with the paragraphs (then an optional table of rows) and return its path.
+    A (level, text) paragraph is a heading: 0 Title, N Heading N."""
     import docx
 
     path = Path(path)
     document = docx.Document()
-    for text in paragraphs:
-        document.add_paragraph(text)
+    for item in paragraphs:
+        if isinstance(item, tuple):
+            document.add_heading(item[1], item[0])
+        else:
+            document.add_paragraph(item)
     if table:
         grid = document.add_table(rows=len(table), cols=max(len(row) for row in table))
         for r, row in enumerate(table):

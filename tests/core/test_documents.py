@@ -201,6 +201,39 @@ def test_docx_paragraphs_and_tables(tmp_path: Path) -> None:
     text = pages[0].text
     assert text.index("Dear client,") < text.index("Please find") < text.index("Rent")
     assert "Item | Amount" in text and "Rent | 1200 €" in text
+    assert pages[0].headings == ()
+
+
+def test_docx_headings_become_sections_where_they_are(tmp_path: Path) -> None:
+    path = make_docx(
+        tmp_path / "policy.docx",
+        [
+            (0, "Leave policy"),
+            (1, "1 Holidays"),
+            "You get 27 days.",
+            (2, "1.1 Carrying over"),
+            "Up to 5 days.",
+            "",
+            (1, "2 Sick leave"),
+            "Call before 10.",
+        ],
+        table=[["Form", "SL-1"]],
+    )
+    import docx  # a styled paragraph inside a table cell is text, never a heading
+
+    document = docx.Document(str(path))
+    document.tables[0].cell(0, 0).paragraphs[0].style = document.styles["Heading 1"]
+    document.save(str(path))
+    (page,) = read_pages(path)
+    assert [h.path for h in page.headings] == [
+        ("Leave policy",),
+        ("Leave policy", "1 Holidays"),
+        ("Leave policy", "1 Holidays", "1.1 Carrying over"),
+        ("Leave policy", "2 Sick leave"),
+    ]
+    for heading in page.headings:
+        assert page.text[heading.offset :].startswith(heading.path[-1] + "\n")
+    assert page.text.endswith("Call before 10.\nForm | SL-1")
 
 
 def test_docx_that_is_not_a_zip(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ def build_corpus(folder: Path) -> dict[str, Path]:
         "leave": make_docx(
             folder / "leave policy.docx",
             [
-                "Leave policy",
+                (1, "Leave policy"),
                 "Every employee receives twenty-seven days of paid "
                 "holiday per calendar year, plus public holidays.",
             ],

@@ -1,6 +1,8 @@
 """Word documents (.docx) through python-docx: paragraphs and table cells in reading order.
 
-Word has no fixed pages, so the whole text is one Page with number None.
+Word has no fixed pages, so the whole text is one Page with number None. Paragraphs in Word's
+heading styles (Title, Heading 1-9) become the page's headings, so chunks start at them as they do
+at a PDF's bookmarks.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import zipfile
 from collections.abc import Iterator
 
 from app.core.documents._io import corrupt, guarded, open_binary, quiet, quoted
-from app.core.documents.base import EmptyDocument, Page
+from app.core.documents.base import EmptyDocument, Heading, Page
 
 _WHAT = "Word document"
 _FIX = "Open it in Word, save it again as .docx, and add it again."
@@ -26,8 +28,46 @@ def _paragraph_text(p) -> str:
     return Paragraph(p, None).text
 
 
-def _blocks(parent) -> Iterator[str]:
-    """Text of paragraphs, and of tables row by row (cells joined by ' | '), in order."""
+def _heading_level(p, part) -> int | None:
+    """0 for Title, N for Heading N (Word's built-in names, whatever the UI language), else
+    None."""
+    if part is None or p.pPr is None or p.pPr.pStyle is None:  # table cells: text only
+        return None
+    from docx.text.paragraph import Paragraph
+
+    try:
+        name = (Paragraph(p, part).style.name or "").strip().lower()
+    except (AttributeError, KeyError, ValueError):  # a style the file names but lacks
+        return None
+    if name == "title":
+        return 0
+    if name.startswith("heading ") and name[8:].isdigit():
+        return int(name[8:])
+    return None
+
+
+def _headings(blocks: list[tuple[str, int | None]]) -> tuple[str, tuple[Heading, ...]]:
+    """The text (non-empty blocks, one per line) and where its headings start."""
+    lines: list[str] = []
+    headings: list[Heading] = []
+    stack: list[tuple[int, str]] = []  # (level, title) of the sections the text is in
+    at = 0
+    for text, level in blocks:
+        if not text.strip():
+            continue
+        if level is not None:
+            while stack and stack[-1][0] >= level:
+                stack.pop()
+            stack.append((level, " ".join(text.split())))
+            headings.append(Heading(at, tuple(title for _, title in stack)))
+        lines.append(text)
+        at += len(text) + 1
+    return "\n".join(lines), tuple(headings)
+
+
+def _blocks(parent, part=None) -> Iterator[tuple[str, int | None]]:
+    """(text, heading level or None) of paragraphs, and of tables row by row (cells joined by
+    ' | '), in order."""
     stack = [iter(parent)]
     while stack:
         child = next(stack[-1], None)
@@ -36,18 +76,18 @@ def _blocks(parent) -> Iterator[str]:
             continue
         tag = child.tag
         if tag == _P:
-            yield _paragraph_text(child)
+            yield _paragraph_text(child), _heading_level(child, part)
         elif tag == _TBL:
             for tr in child.iter(_TR):
                 if tr.getparent() is not child:
                     continue  # rows of nested tables come with their cell
                 cells = []
                 for tc in tr.iterchildren(_TC):
-                    text = " ".join(t for t in _blocks(tc) if t.strip())
+                    text = " ".join(t for t, _ in _blocks(tc) if t.strip())
                     if text:
                         cells.append(text)
                 if cells:
-                    yield " | ".join(cells)
+                    yield " | ".join(cells), None
         elif isinstance(tag, str):  # content controls, inserted text, custom XML...
             stack.append(iter(child))
 
@@ -69,7 +109,7 @@ def read_docx(path: str | os.PathLike[str]) -> Iterator[Page]:
             f.seek(0)
             with quiet():
                 document = docx.Document(f)
-                text = "\n".join(t for t in _blocks(document.element.body) if t.strip())
+                text, headings = _headings(list(_blocks(document.element.body, document.part)))
         except (zipfile.BadZipFile, KeyError) as exc:
             raise corrupt(path, _WHAT, _FIX) from exc
     if not text.strip():
@@ -77,4 +117,4 @@ def read_docx(path: str | os.PathLike[str]) -> Iterator[Page]:
             f"{quoted(path)} has no text in it, so there is nothing to read. "
             "If it holds only pictures or scans, save it as PDF and run OCR on it first."
         )
-    yield Page(None, text)
+    yield Page(None, text, headings)
