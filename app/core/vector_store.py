@@ -49,10 +49,13 @@ def open_collection(path: str, name: str):
     client = chromadb.PersistentClient(
         path=path, settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False)
     )
-    collection = client.get_or_create_collection(
+    return client, _get_or_create(client, name)
+
+
+def _get_or_create(client, name: str):
+    return client.get_or_create_collection(
         name, embedding_function=None, metadata={"hnsw:space": "cosine"}
     )
-    return client, collection
 
 
 _refused: list[str] = []  # in the child: network connections it refused
@@ -118,9 +121,7 @@ def _serve(conn, path: str, name: str) -> None:  # pragma: no cover - runs in th
                 result = _describe(client)
             elif op == "reset":
                 client.delete_collection(name)
-                collection = client.get_or_create_collection(
-                    name, embedding_function=None, metadata={"hnsw:space": "cosine"}
-                )
+                collection = _get_or_create(client, name)
                 result = None
             else:
                 result = getattr(collection, op)(**kwargs)
