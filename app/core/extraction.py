@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -30,8 +32,20 @@ log = logging.getLogger(__name__)
 _open_doc: Iterator[Page] | None = None
 
 
+_PARENT_POLL_S = 1.0
+
+
 def _worker_init() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:  # pragma: no cover - runs in the worker
+    """A pool worker waits on a queue whose write end it holds itself, so it never sees its
+    parent die (a SIGKILLed window left one behind for good): leave when the parent is gone."""
+    while os.getppid() == parent:
+        time.sleep(_PARENT_POLL_S)
+    os._exit(0)
 
 
 def _open(path: str) -> None:

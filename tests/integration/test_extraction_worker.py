@@ -1,0 +1,65 @@
+"""The PDF worker process: the same pages as reading in-process, and no orphan left behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from app.core.documents import read_pages
+from app.core.extraction import PageReader
+from tests.pdfmaker import make_pdf
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = [f"Page {n} of the staff handbook: rule {n * 7}." for n in range(1, 40)]
+
+
+def test_the_worker_reads_what_the_reader_reads(tmp_path):
+    pdf = make_pdf(tmp_path / "handbook.pdf", PAGES, [(0, "Rules", 3)])
+    reader = PageReader(batch=5)
+    try:
+        assert list(reader.pages(pdf)) == list(read_pages(pdf))  # headings included
+        assert reader._executor is not None  # it did run in a worker process
+    finally:
+        reader.close()
+
+
+def test_the_worker_leaves_when_its_parent_is_killed(tmp_path):
+    pdf = make_pdf(tmp_path / "handbook.pdf", PAGES)
+    script = textwrap.dedent(
+        f"""
+        import os, signal, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from app.core.extraction import PageReader
+        reader = PageReader(batch=1)
+        pages = reader.pages({str(pdf)!r})
+        next(pages)
+        (worker,) = reader._executor._processes
+        print(worker, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    out, err = tmp_path / "out", tmp_path / "err"
+    with open(out, "w") as stdout, open(err, "w") as stderr:  # a pipe would wait for the worker
+        done = subprocess.run([sys.executable, "-c", script], stdout=stdout, stderr=stderr)
+    assert done.returncode == -9, err.read_text()
+    worker = int(out.read_text().split()[0])
+    deadline = time.monotonic() + 15
+    while psutil.pid_exists(worker) and time.monotonic() < deadline:
+        try:
+            if psutil.Process(worker).status() == psutil.STATUS_ZOMBIE:
+                break
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.2)
+    alive = psutil.pid_exists(worker) and psutil.Process(worker).status() != psutil.STATUS_ZOMBIE
+    if alive:  # leave nothing behind, then fail
+        os.kill(worker, 9)
+    assert not alive, "the PDF worker outlived its killed parent"
