@@ -35,14 +35,15 @@ _open_doc: Iterator[Page] | None = None
 _PARENT_POLL_S = 1.0
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
 
 def _exit_with_parent(parent: int) -> None:  # pragma: no cover - runs in the worker
     """A pool worker waits on a queue whose write end it holds itself, so it never sees its
-    parent die (a SIGKILLed window left one behind for good): leave when the parent is gone."""
+    parent die (a SIGKILLed window left one behind for good): leave when the parent is gone.
+    `parent` comes from the parent itself: one killed before this worker started is gone already."""
     while os.getppid() == parent:
         time.sleep(_PARENT_POLL_S)
     os._exit(0)
@@ -87,6 +88,7 @@ class PageReader:
                     max_workers=1,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_worker_init,
+                    initargs=(os.getpid(),),
                 )
             except (OSError, ValueError, RuntimeError) as exc:
                 log.warning("no extraction process (%s); reading PDFs in-process", exc)

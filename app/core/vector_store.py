@@ -93,7 +93,7 @@ def _describe(client) -> dict:
     }
 
 
-def _serve(conn, path: str, name: str) -> None:  # pragma: no cover - runs in the child
+def _serve(conn, path: str, name: str, parent: int) -> None:  # pragma: no cover - in the child
     """The child: one collection, one request at a time until 'close' or the pipe ends."""
     from app.config import isolate_from_network
 
@@ -105,7 +105,6 @@ def _serve(conn, path: str, name: str) -> None:  # pragma: no cover - runs in th
         conn.send(("error", _portable(exc)))
         return
     conn.send(("ok", None))
-    parent = os.getppid()
     while True:
         try:
             op, kwargs = conn.recv()
@@ -224,7 +223,7 @@ class CollectionProcess:
         self._conn, child_end = ctx.Pipe()
         self._proc = ctx.Process(
             target=_serve,
-            args=(child_end, self.path, self.name),
+            args=(child_end, self.path, self.name, os.getpid()),
             name="confidant-vectors",
             daemon=True,
         )
