@@ -86,6 +86,8 @@ def sections_of(
     tokens: list[tuple[int, int]], headings: tuple[Heading, ...]
 ) -> list[tuple[int, int]]:
     """A page's tokens cut where its sections begin, as [lo, hi) token ranges."""
+    if not headings:
+        return [(0, len(tokens))] if tokens else []
     starts = [s for s, _e in tokens]
     cuts = [0]
     for heading in headings:

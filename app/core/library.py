@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from app.core.events import Hit
-from app.core.vector_store import CollectionProcess, open_collection
+from app.core.vector_store import WRITE_SLICE, CollectionProcess, LocalCollection
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -127,8 +127,6 @@ def fts_query(text: str) -> str | None:
     return " OR ".join(f'"{w}"' for w in unique) if unique else None
 
 
-WRITE_SLICE = 64  # chunks per Chroma upsert (see Library.add_chunks)
-
 COMMON_TERM_SHARE = 0.05
 COMMON_TERM_MIN = 2000
 """A word found in more than this share of chunks (and in more than COMMON_TERM_MIN of them:
@@ -156,14 +154,13 @@ class Library:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         _chmod_private(self.home / "library.sqlite3")
-        self._client = None
         self._collection = None
 
     # ------------------------------------------------------------------ lifecycle
     @property
     def collection(self):
-        """The Chroma collection (or its CollectionProcess), opened on first use (importing
-        chromadb takes ~1 s)."""
+        """The Chroma collection, in its own process or this one (vector_store.py), opened on
+        first use (importing chromadb takes ~1 s)."""
         if self._collection is None:
             with self._lock:
                 if self._collection is None:
@@ -173,7 +170,7 @@ class Library:
                         collection = CollectionProcess(store, self.COLLECTION)
                         collection.start()
                     else:
-                        self._client, collection = open_collection(str(store), self.COLLECTION)
+                        collection = LocalCollection(store, self.COLLECTION, WRITE_SLICE)
                     self._collection = collection
                     _chmod_private(store)
         return self._collection
@@ -181,13 +178,11 @@ class Library:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-            if isinstance(self._collection, CollectionProcess):
+            if self._collection is not None:
                 self._collection.close()  # after the writes it was sent
-            if self._collection is not None:  # Chroma writes its index files as it goes
-                _chmod_private(self.home / "library")
+                _chmod_private(self.home / "library")  # Chroma writes index files as it goes
             _chmod_private(self.home / "library.sqlite3")
             self._collection = None
-            self._client = None
 
     # ------------------------------------------------------------------ embedder identity
     def check_embedder(self, model_id: str) -> None:
@@ -315,18 +310,10 @@ class Library:
     def add_chunks(
         self, doc_id: int, version: str, chunks: Sequence[ChunkRecord], vectors: np.ndarray
     ) -> None:
-        """Store one batch in both stores. Idempotent: ids are deterministic.
-
-        In this process, written WRITE_SLICE chunks at a time: Chroma holds the GIL for a whole
-        upsert (~250 ms for 256 vectors), which would freeze the window while a GPU embeds in
-        256s. Its own process takes the batch whole, and writes it while this one goes on."""
-        step = len(chunks) if self.vector_process else WRITE_SLICE
-        for at in range(0, len(chunks), max(step, 1)):
-            self._add_slice(doc_id, version, chunks[at : at + step], vectors[at : at + step])
-
-    def _add_slice(
-        self, doc_id: int, version: str, chunks: Sequence[ChunkRecord], vectors: np.ndarray
-    ) -> None:
+        """Store one batch in both stores. Idempotent: ids are deterministic. Chroma's process
+        writes the vectors while this one goes on (commit_version waits for them)."""
+        if not chunks:
+            return
         ids = [chunk_id(doc_id, version, c.idx) for c in chunks]
         metas = [{"doc_id": doc_id, "version": version} for _ in chunks]
         with self._lock:
@@ -348,7 +335,7 @@ class Library:
     def commit_version(self, doc_id: int, version: str, chunks: int, pages: int) -> None:
         """Make `version` live (one transaction), then drop the version it replaces."""
         with self._lock:
-            if isinstance(self._collection, CollectionProcess):
+            if self._collection is not None:
                 self._collection.flush()  # every vector of it written, or its error raised
             old = self._db.execute("SELECT hash FROM documents WHERE id=?", (doc_id,)).fetchone()[0]
             self._db.execute(
@@ -478,12 +465,7 @@ class Library:
             self._db.execute("DELETE FROM meta WHERE key='embedder'")
             self._db.execute("COMMIT")
             if self._has_vectors():
-                collection = self.collection
-                if isinstance(collection, CollectionProcess):
-                    collection.reset()
-                else:
-                    self._client.delete_collection(self.COLLECTION)
-                    self._collection = None
+                self.collection.reset()
 
     def verify(self) -> list[str]:
         """Problems found comparing the stores (empty when consistent). For tests and `doctor`."""

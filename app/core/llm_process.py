@@ -20,12 +20,12 @@ import contextlib
 import ctypes
 import logging
 import multiprocessing
-import pickle
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from app.core.cancel import Cancelled, CancelToken
+from app.core.children import portable, reap
 from app.core.gguf_check import GGUFInfo, inspect_gguf
 from app.core.llm import Generated, LoadReport, ModelLoadError, check_memory
 
@@ -52,15 +52,6 @@ class _FlagToken:
             raise Cancelled()
 
 
-def _portable(exc: BaseException) -> BaseException:
-    """The exception itself if it survives pickling, else a RuntimeError with its message."""
-    try:
-        pickle.loads(pickle.dumps(exc))
-        return exc
-    except Exception:
-        return RuntimeError(f"{type(exc).__name__}: {exc}")
-
-
 def _serve(conn, stop_flag, kwargs: dict) -> None:  # pragma: no cover - runs in the child
     """The child: one engine, one request at a time until 'close' or the pipe ends."""
     from app.core.llm import LlamaEngine
@@ -82,7 +73,7 @@ def _serve(conn, stop_flag, kwargs: dict) -> None:  # pragma: no cover - runs in
             else:
                 conn.send(("ok", getattr(engine, op)(*args)))
         except BaseException as exc:  # every failure goes back to the parent as a reply
-            conn.send(("error", _portable(exc)))
+            conn.send(("error", portable(exc)))
     engine.close()
     conn.close()
 
@@ -163,11 +154,8 @@ class EngineProcess:
             with contextlib.suppress(OSError, ValueError):
                 conn.send(("close", ()))
             conn.close()
-        if proc is not None:
-            proc.join(5)
-            if proc.is_alive():  # stuck in a long prompt slice: it holds nothing we need
-                proc.kill()
-                proc.join(5)
+        if proc is not None:  # stuck in a long prompt slice, it holds nothing we need
+            reap(proc, 5)
 
     # ------------------------------------------------------------------ requests
     def _send(self, op: str, *args) -> None:

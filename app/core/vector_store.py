@@ -12,6 +12,9 @@ its answer, so the next batch is embedded while the child writes this one; every
 first collects the answers still owed, so it sees those writes and raises their errors, and
 `flush()` does only that (Library calls it before a version goes live). A child that dies is
 replaced on the next call; what it had not confirmed is reported as an error to the caller.
+
+`LocalCollection` is the same surface over a collection in this process: the child serves one,
+and `Library(vector_process=False)` uses one directly (the way before; bench compares the two).
 """
 
 from __future__ import annotations
@@ -20,45 +23,82 @@ import contextlib
 import logging
 import multiprocessing
 import os
-import pickle
 import sys
 import threading
 from pathlib import Path
 
+from app.core.children import portable, reap
+
 log = logging.getLogger(__name__)
+
+# In this process, a Chroma upsert holds the GIL throughout (~250 ms for 256 vectors), which
+# would freeze the window while a GPU embeds in 256s: LocalCollection writes this many at a time.
+WRITE_SLICE = 64
+
+
+_refused: list[str] = []  # in the child: network connections it refused
 
 
 class VectorStoreError(RuntimeError):
     """The vector store failed or stopped; the message is a plain sentence."""
 
 
-def _portable(exc: BaseException) -> BaseException:
-    """The exception itself if it survives pickling, else a RuntimeError with its message."""
-    try:
-        pickle.loads(pickle.dumps(exc))
-        return exc
-    except Exception:
-        return RuntimeError(f"{type(exc).__name__}: {exc}")
+class LocalCollection:
+    """The persistent Chroma collection at `path` (created when missing), in this process, with
+    CollectionProcess's extra methods. `write_slice`: chunks per upsert call (None: all)."""
 
+    def __init__(self, path: str | Path, name: str, write_slice: int | None = None) -> None:
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
 
-def open_collection(path: str, name: str):
-    """The persistent Chroma collection at `path` (created when missing)."""
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
+        self.name = name
+        self.write_slice = write_slice
+        self._client = chromadb.PersistentClient(
+            path=str(path), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+        )
+        self._collection = self._get_or_create()
 
-    client = chromadb.PersistentClient(
-        path=path, settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-    )
-    return client, _get_or_create(client, name)
+    def _get_or_create(self):
+        return self._client.get_or_create_collection(
+            self.name, embedding_function=None, metadata={"hnsw:space": "cosine"}
+        )
 
+    def __getattr__(self, op: str):  # query, get, delete, count: Chroma's own
+        return getattr(self._collection, op)
 
-def _get_or_create(client, name: str):
-    return client.get_or_create_collection(
-        name, embedding_function=None, metadata={"hnsw:space": "cosine"}
-    )
+    def upsert(self, *, ids, embeddings, metadatas) -> None:
+        step = self.write_slice
+        if not step or len(ids) <= step:  # whole: Chroma checks the lengths agree
+            self._collection.upsert(ids=ids, embeddings=embeddings, metadatas=metadatas)
+            return
+        if not len(ids) == len(embeddings) == len(metadatas):
+            raise ValueError("ids, embeddings and metadatas differ in length")
+        for at in range(0, len(ids), step):
+            self._collection.upsert(
+                ids=ids[at : at + step],
+                embeddings=embeddings[at : at + step],
+                metadatas=metadatas[at : at + step],
+            )
 
+    def reset(self) -> None:
+        """Delete every vector (the collection is dropped and made again)."""
+        self._client.delete_collection(self.name)
+        self._collection = self._get_or_create()
 
-_refused: list[str] = []  # in the child: network connections it refused
+    def describe(self) -> dict:
+        """The pid, telemetry setting and refused connections (for the privacy test)."""
+        return {
+            "pid": os.getpid(),
+            "anonymized_telemetry": self._client.get_settings().anonymized_telemetry,
+            "posthog_loaded": "posthog" in sys.modules,
+            "refused_connections": list(_refused),
+        }
+
+    def flush(self) -> None:
+        """Nothing to wait for: each call here returns once written."""
+
+    def close(self) -> None:
+        """Nothing to stop."""
 
 
 def _forbid_network() -> None:
@@ -83,16 +123,6 @@ def _forbid_network() -> None:
     socket.socket.connect, socket.socket.connect_ex = connect, connect_ex
 
 
-def _describe(client) -> dict:
-    """What the privacy test checks in the child."""
-    return {
-        "pid": os.getpid(),
-        "anonymized_telemetry": client.get_settings().anonymized_telemetry,
-        "posthog_loaded": "posthog" in sys.modules,
-        "refused_connections": list(_refused),
-    }
-
-
 def _serve(conn, path: str, name: str, parent: int) -> None:  # pragma: no cover - in the child
     """The child: one collection, one request at a time until 'close' or the pipe ends."""
     from app.config import isolate_from_network
@@ -100,9 +130,9 @@ def _serve(conn, path: str, name: str, parent: int) -> None:  # pragma: no cover
     isolate_from_network()
     _forbid_network()
     try:
-        client, collection = open_collection(path, name)
+        collection = LocalCollection(path, name)
     except BaseException as exc:
-        conn.send(("error", _portable(exc)))
+        conn.send(("error", portable(exc)))
         return
     conn.send(("ok", None))
     while True:
@@ -116,19 +146,9 @@ def _serve(conn, path: str, name: str, parent: int) -> None:  # pragma: no cover
             conn.send(("ok", None))
             break
         try:
-            if op == "describe":
-                result = _describe(client)
-            elif op == "reset":
-                client.delete_collection(name)
-                collection = _get_or_create(client, name)
-                result = None
-            else:
-                result = getattr(collection, op)(**kwargs)
-                if isinstance(result, dict):
-                    result = dict(result)
-            conn.send(("ok", result))
+            conn.send(("ok", getattr(collection, op)(**kwargs)))
         except BaseException as exc:  # every failure goes back to the parent as an answer
-            conn.send(("error", _portable(exc)))
+            conn.send(("error", portable(exc)))
     conn.close()
 
 
@@ -197,10 +217,7 @@ class CollectionProcess:
                         log.warning("a write failed while closing the vector store: %s", value)
             conn.close()
         if proc is not None:
-            proc.join(10)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(5)
+            reap(proc, 10)
 
     # ------------------------------------------------------------------ plumbing
     def start(self) -> None:
@@ -237,7 +254,6 @@ class CollectionProcess:
             ) from exc
         finally:
             child_end.close()
-        self._owed = 0
         kind, value = self._recv()
         if kind == "error":
             self._stop()
@@ -303,7 +319,4 @@ class CollectionProcess:
         if conn is not None:
             conn.close()
         if proc is not None:
-            proc.join(1)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(5)
+            reap(proc, 1)

@@ -137,14 +137,19 @@ def test_a_small_library_keeps_every_word_of_the_question(lib):
     assert lib.hits_for_ids(ids)[ids[0]].text == "common zebra alone"
 
 
-def test_a_batch_larger_than_a_write_slice_keeps_each_vector_with_its_chunk(lib):
-    import app.core.library as library
+@pytest.mark.parametrize("vector_process", [True, False], ids=["own-process", "in-process"])
+def test_a_batch_larger_than_a_write_slice_keeps_each_vector_with_its_chunk(
+    tmp_path, vector_process
+):
+    from app.core.vector_store import WRITE_SLICE
 
-    n = library.WRITE_SLICE * 2 + 22
+    lib = Library(tmp_path, vector_process=vector_process)
+    n = WRITE_SLICE * 2 + 22
     texts = [f"passage number {i} word{i}" for i in range(n)]
     ingest(lib, "/big.txt", "v1", texts, seed=5)
     assert lib.chunk_count() == n and lib.collection.count() == n and lib.verify() == []
     v = vecs(n, 5)
-    for i in (0, library.WRITE_SLICE, n - 1):  # first, second slice, last
+    for i in (0, WRITE_SLICE, n - 1):  # first, second slice, last
         best = lib.vector_search(v[i], 1)[0][0]
         assert lib.hits_for_ids([best])[best].text == texts[i]
+    lib.close()

@@ -117,8 +117,7 @@ def test_ingest_search_and_ask_never_touch_the_network(
     assert psutil.Process(child["pid"]).net_connections(kind="inet") == []
     lib.close()
     in_process = Library(home, vector_process=False)
-    assert in_process.collection is not None
-    assert in_process._client.get_settings().anonymized_telemetry is False
+    assert in_process.collection.describe()["anonymized_telemetry"] is False
     in_process.close()
     assert psutil.Process().net_connections(kind="inet") == []
     # No logger wrote the document or the question (debug logging is off by default).

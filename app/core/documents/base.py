@@ -22,7 +22,8 @@ class Heading:
 @dataclass(frozen=True)
 class Page:
     """The text of one page. `number` is 1-based, or None for formats without pages.
-    `headings` are the sections that begin on it, in reading order (from the PDF's outline)."""
+    `headings` are the sections that begin on it, in reading order (a PDF's outline, Word's
+    heading styles)."""
 
     number: int | None
     text: str

@@ -7,12 +7,14 @@ at a PDF's bookmarks.
 
 from __future__ import annotations
 
+import itertools
 import os
 import zipfile
 from collections.abc import Iterator
 
 from app.core.documents._io import corrupt, guarded, open_binary, quiet, quoted
 from app.core.documents.base import EmptyDocument, Heading, Page
+from app.core.documents.outline import section_paths
 
 _WHAT = "Word document"
 _FIX = "Open it in Word, save it again as .docx, and add it again."
@@ -48,21 +50,14 @@ def _heading_level(p, part) -> int | None:
 
 def _headings(blocks: list[tuple[str, int | None]]) -> tuple[str, tuple[Heading, ...]]:
     """The text (non-empty blocks, one per line) and where its headings start."""
-    lines: list[str] = []
-    headings: list[Heading] = []
-    stack: list[tuple[int, str]] = []  # (level, title) of the sections the text is in
-    at = 0
-    for text, level in blocks:
-        if not text.strip():
-            continue
-        if level is not None:
-            while stack and stack[-1][0] >= level:
-                stack.pop()
-            stack.append((level, " ".join(text.split())))
-            headings.append(Heading(at, tuple(title for _, title in stack)))
-        lines.append(text)
-        at += len(text) + 1
-    return "\n".join(lines), tuple(headings)
+    lines = [(text, level) for text, level in blocks if text.strip()]
+    # Where each line starts once joined with newlines (one start more than lines: the end).
+    starts = itertools.accumulate((len(text) + 1 for text, _ in lines), initial=0)
+    pairs = zip(starts, lines, strict=False)
+    titled = [(at, level, text) for at, (text, level) in pairs if level is not None]
+    paths = section_paths((level, text) for _, level, text in titled)
+    headings = tuple(Heading(at, path) for (at, _, _), path in zip(titled, paths, strict=True))
+    return "\n".join(text for text, _ in lines), headings
 
 
 def _blocks(parent, part=None) -> Iterator[tuple[str, int | None]]:
