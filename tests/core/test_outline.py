@@ -59,3 +59,15 @@ def test_a_title_also_quoted_earlier_on_the_page_is_found_after_the_previous_hea
     text = "Intro\nsee Costs below.\nBudget\nplan\nCosts\nfigures"
     headings = locate(text, [("Budget",), ("Costs",)])
     assert headings[1].offset == text.index("Costs\nfigures")
+
+
+def test_a_skipped_level_does_not_leave_a_deeper_title_behind():
+    from app.core.documents.outline import section_paths
+
+    entries = [(1, "A"), (3, "C, under A"), (2, "B"), (3, "D")]
+    assert list(section_paths(entries)) == [
+        ("A",),
+        ("A", "C, under A"),
+        ("A", "B"),
+        ("A", "B", "D"),
+    ]
