@@ -1,7 +1,8 @@
 """Pages -> chunks sized in the embedder's own tokens, with overlap, never cutting a word.
 
 Each page is tokenized once with character offsets; windows of at most `max_tokens` tokens are cut
-at word starts, so each chunk keeps its page and exact character span. Chunks never straddle a
+at word starts, so each chunk keeps its page and exact character span, and its token ids, which the
+embedder reads as they are instead of tokenizing the text again. Chunks never straddle a
 page, which keeps every citation's page number exact, nor a section boundary (where the PDF's
 outline says one begins): a chunk holding the end of one question of a FAQ and the start of the
 next matches neither well (hit@5 0.68 -> 0.80 over the benchmark questions, app/bench/NOTES.md).
@@ -23,17 +24,37 @@ MIN_SECTION_TOKENS = 12
 
 
 class OffsetTokenizer(Protocol):
-    """The slice of a Hugging Face fast tokenizer we use."""
+    """What the chunker needs of a tokenizer: per text, token ids and character offsets,
+    without the model's special tokens."""
 
-    def __call__(
-        self,
-        text,
-        *,
-        add_special_tokens: bool,
-        return_offsets_mapping: bool,
-        return_attention_mask: bool,
-        return_token_type_ids: bool,
-    ): ...
+    def encode(self, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]: ...
+
+
+class PageTokenizer:
+    """The embedder's own tokenizer (a Hugging Face fast tokenizer's Rust core, `tokenizers`),
+    without transformers or torch: it pickles as its JSON, so the PDF worker process chunks with
+    exactly the tokens the embedder would make."""
+
+    def __init__(self, tokenizer_json: str) -> None:
+        from tokenizers import Tokenizer
+
+        self._json = tokenizer_json
+        self._tokenizer = Tokenizer.from_str(tokenizer_json)
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
+
+    @classmethod
+    def of(cls, hf_tokenizer) -> PageTokenizer | None:
+        """The fast tokenizer's core; None for a slow (pure Python) tokenizer, which has none."""
+        backend = getattr(hf_tokenizer, "backend_tokenizer", None)
+        return cls(backend.to_str()) if backend is not None else None
+
+    def __reduce__(self):
+        return (PageTokenizer, (self._json,))
+
+    def encode(self, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        encoded = self._tokenizer.encode_batch(texts, add_special_tokens=False)
+        return [(e.ids, e.offsets) for e in encoded]
 
 
 @dataclass(frozen=True)
@@ -43,6 +64,7 @@ class Chunk:
     end: int
     text: str
     tokens: int
+    ids: tuple[int, ...] = ()  # the embedder's token ids for `text`, special tokens left out
 
 
 def _word_starts(text: str, offsets: list[tuple[int, int]]) -> list[bool]:
@@ -57,8 +79,8 @@ def _word_starts(text: str, offsets: list[tuple[int, int]]) -> list[bool]:
 
 def split_text(
     text: str, offsets: list[tuple[int, int]], max_tokens: int, overlap: int
-) -> Iterator[tuple[int, int, int]]:
-    """Yield (start_char, end_char, n_tokens) windows over one page's tokens."""
+) -> Iterator[tuple[int, int]]:
+    """Yield [lo, hi) token windows over one page's tokens."""
     n = len(offsets)
     if n == 0:
         return
@@ -73,7 +95,7 @@ def split_text(
                 cut -= 1
             if cut > s + 1:
                 end = cut
-        yield offsets[s][0], offsets[end - 1][1], end - s
+        yield s, end
         if end >= n:
             break
         nxt = max(end - overlap, s + 1)
@@ -120,19 +142,30 @@ def chunk_pages(
 def _chunk_batch(
     pages: list[Page], tokenizer: OffsetTokenizer, max_tokens: int, overlap: int
 ) -> Iterator[Chunk]:
-    encoded = tokenizer(
-        [p.text for p in pages],
-        add_special_tokens=False,
-        return_offsets_mapping=True,
-        return_attention_mask=False,
-        return_token_type_ids=False,
-    )
-    for page, offsets in zip(pages, encoded["offset_mapping"], strict=True):
+    encoded = tokenizer.encode([p.text for p in pages])
+    for page, (ids, offsets) in zip(pages, encoded, strict=True):
         tokens = [tuple(o) for o in offsets]
         for lo, hi in sections_of(tokens, page.headings):
-            for start, end, n in split_text(page.text, tokens[lo:hi], max_tokens, overlap):
+            section = tokens[lo:hi]
+            for s, e in split_text(page.text, section, max_tokens, overlap):
+                start, end = section[s][0], section[e - 1][1]
                 raw = page.text[start:end]
                 text = raw.strip()
                 if text:  # offsets describe the stripped text exactly
                     lead = len(raw) - len(raw.lstrip())
-                    yield Chunk(page.number, start + lead, start + lead + len(text), text, n)
+                    window = tuple(ids[lo + s : lo + e])
+                    yield Chunk(
+                        page.number, start + lead, start + lead + len(text), text, e - s, window
+                    )
+
+
+@dataclass(frozen=True)
+class Chunker:
+    """How a library cuts pages into chunks; picklable, so a worker process can do it."""
+
+    tokenizer: OffsetTokenizer
+    max_tokens: int
+    overlap: int
+
+    def chunks(self, pages: Iterable[Page]) -> Iterator[Chunk]:
+        return chunk_pages(pages, self.tokenizer, self.max_tokens, self.overlap)

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +120,66 @@ class Embedder:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+    @property
+    def reads_token_ids(self) -> bool:
+        """Whether embed_tokens() can stand in for embed(): not for a model whose encode()
+        prepends a prompt, nor one whose special tokens are more than a fixed prefix and suffix."""
+        return not getattr(self.load(), "default_prompt_name", None) and bool(self._specials())
+
+    def _specials(self) -> tuple[list[int], list[int]] | None:
+        """The special tokens the tokenizer puts around a text ([CLS] ... [SEP] for BERT), read
+        off a sample, since tokenizers differ and transformers 5 has no public call for it."""
+        if not hasattr(self, "_special_tokens"):
+            tokenizer = self.load().tokenizer
+            sample = "confidant sample text"
+            bare = tokenizer(sample, add_special_tokens=False)["input_ids"]
+            full = tokenizer(sample, add_special_tokens=True)["input_ids"]
+            found = None
+            for k in range(len(full) - len(bare) + 1):
+                if full[k : k + len(bare)] == bare:
+                    found = (full[:k], full[k + len(bare) :])
+                    break
+            self._special_tokens = found
+        return self._special_tokens
+
+    def embed_tokens(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
+        """embed() for texts the chunker has already tokenized with this model's tokenizer
+        (token ids without special tokens): the same vectors, without tokenizing the text again.
+        Longest first, as encode() does, so each batch pads little."""
+        model = self.load()
+        out = np.zeros((len(ids), self.dimensions), dtype=np.float32)
+        if not ids:
+            return out
+        import torch
+
+        tokenizer = model.tokenizer
+        specials = self._specials()
+        assert specials is not None, "check reads_token_ids first"
+        head, tail = specials
+        rows = [[*head, *x, *tail] for x in ids]
+        order = sorted(range(len(rows)), key=lambda r: -len(rows[r]))
+        with_types = "token_type_ids" in tokenizer.model_input_names
+        pad = tokenizer.pad_token_id or 0
+        for at in range(0, len(order), self.batch_size):
+            picked = order[at : at + self.batch_size]
+            width = len(rows[picked[0]])
+            input_ids = np.full((len(picked), width), pad, dtype=np.int64)
+            mask = np.zeros((len(picked), width), dtype=np.int64)
+            for j, r in enumerate(picked):
+                input_ids[j, : len(rows[r])] = rows[r]
+                mask[j, : len(rows[r])] = 1
+            features = {
+                "input_ids": torch.from_numpy(input_ids).to(model.device),
+                "attention_mask": torch.from_numpy(mask).to(model.device),
+            }
+            if with_types:
+                features["token_type_ids"] = torch.zeros_like(features["input_ids"])
+            with torch.inference_mode():
+                vectors = model(features)["sentence_embedding"].float()
+                vectors = torch.nn.functional.normalize(vectors, p=2, dim=1)
+            out[picked] = vectors.cpu().numpy()
+        return out
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed([text])[0]

@@ -1,15 +1,15 @@
 """Ingestion: files -> pages -> chunks -> vectors -> the library, as a generator of events.
 
-Two stages overlap: a reader thread hashes, sniffs, extracts and chunks files (pure Python
-and Rust tokenizers), while the caller's thread embeds chunks in batches that span files (so a
-folder of small files still fills each batch) and writes them. A file's new version becomes
+Two stages overlap: a reader thread hashes, sniffs, extracts and chunks files (PDFs are read and
+chunked in a worker process, extraction.py), while the caller's thread embeds chunks, from the
+token ids the chunker made, in batches that span files (so a folder of small files still fills
+each batch) and writes them. A file's new version becomes
 live only when all its chunks are stored (see library.py), so cancelling or crashing at any point
 loses nothing already ingested; the next run redoes only the files left unfinished.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import os
 import queue
@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.core.cancel import Cancelled, CancelToken
-from app.core.chunking import Chunk, chunk_pages
+from app.core.chunking import Chunk, Chunker, PageTokenizer
 from app.core.documents import DocumentError, UnreadableFile, read_pages, sniff
-from app.core.embedding import Embedder
+from app.core.embedding import Embedder, EmbedderError
 from app.core.events import (
     FileDone,
     FileProgress,
@@ -31,7 +31,7 @@ from app.core.events import (
     IngestFinished,
     IngestStarted,
 )
-from app.core.extraction import PageReader
+from app.core.extraction import PageReader, chunk_batches
 from app.core.library import ChunkRecord, Library
 from app.core.walk import expand
 
@@ -156,15 +156,23 @@ class Ingestor:
             name="confidant-reader",
             daemon=True,
         )
-        # Load the model here, before the reader thread needs its tokenizer.
-        self._max_tokens = min(self.options.chunk_tokens, self.embedder.max_tokens)
-        # The reader chunks with its own copy of the tokenizer: a Hugging Face fast tokenizer
-        # keeps padding/truncation state per call, so sharing it with embed() on this thread
-        # races (unpadded batches: "Unable to create tensor").
-        if getattr(self, "_tokenizer_of", None) is not self.embedder:
-            self._reader_tokenizer = copy.deepcopy(self.embedder.tokenizer)
-            self._tokenizer_of = self.embedder
-        self._page_reader = PageReader(use_process=self.options.extract_in_process)
+        # Load the model here, before the reader needs its tokenizer. The chunker gets its own
+        # copy of the tokenizer's core (never the one embed() uses on this thread: a Hugging
+        # Face tokenizer keeps padding/truncation state per call, so sharing it races).
+        if getattr(self, "_chunker_of", None) is not self.embedder:
+            tokenizer = PageTokenizer.of(self.embedder.tokenizer)
+            if tokenizer is None:
+                raise EmbedderError(
+                    f"The embedding model at '{self.embedder.path}' has no fast tokenizer "
+                    "(tokenizer.json), which Confidant needs to cut documents into chunks. "
+                    "Choose a sentence-transformers model that has one in Settings."
+                )
+            max_tokens = min(self.options.chunk_tokens, self.embedder.max_tokens)
+            self._chunker = Chunker(tokenizer, max_tokens, self.options.chunk_overlap)
+            self._chunker_of = self.embedder
+        self._page_reader = PageReader(
+            use_process=self.options.extract_in_process, chunker=self._chunker
+        )
         self._batch = self.options.batch_size or self.embedder.batch_size  # 256 on a GPU
         reader.start()
         open_files: dict[int, _OpenFile] = {}
@@ -243,7 +251,10 @@ class Ingestor:
         live = [(i, c) for i, c in batch if i in open_files]
         if not live:
             return
-        vectors = self.embedder.embed([c.text for _, c in live])
+        if self.embedder.reads_token_ids:
+            vectors = self.embedder.embed_tokens([c.ids for _, c in live])
+        else:
+            vectors = self.embedder.embed([c.text for _, c in live])
         by_file: dict[int, list[tuple[int, ChunkRecord]]] = {}
         for row, (i, c) in enumerate(live):
             f = open_files[i]
@@ -319,24 +330,19 @@ class Ingestor:
         if not put(_Begin(i, name, version, st.st_size, st.st_mtime, replacing)):
             return False
         pages = 0
-
-        def counted():
-            nonlocal pages
-            source = self._page_reader.pages(path) if kind == "pdf" else read_pages(path)
-            for page in source:
-                pages += 1
-                yield page
-
         try:
+            if kind == "pdf":
+                source = self._page_reader.chunks(path)
+            else:
+                source = chunk_batches(read_pages(path), self._chunker)
             batch: list[Chunk] = []
-            for chunk in chunk_pages(
-                counted(), self._reader_tokenizer, self._max_tokens, self.options.chunk_overlap
-            ):
-                batch.append(chunk)
-                if len(batch) >= self._batch and not put(_Chunks(i, batch, pages)):
-                    return False
-                if len(batch) >= self._batch:
-                    batch = []
+            for chunks, n in source:
+                pages += n
+                batch.extend(chunks)
+                while len(batch) >= self._batch:
+                    if not put(_Chunks(i, batch[: self._batch], pages)):
+                        return False
+                    batch = batch[self._batch :]
             if batch and not put(_Chunks(i, batch, pages)):
                 return False
             return put(_End(i, pages))

@@ -1,10 +1,12 @@
 """Chunking with the embedder's real tokenizer: sizes, overlap, words never cut, exact offsets."""
 
 import itertools
+import pickle
 
+import numpy as np
 import pytest
 
-from app.core.chunking import chunk_pages, split_text
+from app.core.chunking import PageTokenizer, chunk_pages, split_text
 from app.core.documents.base import Heading, Page
 
 WORDS = (
@@ -15,21 +17,22 @@ WORDS = (
 
 @pytest.fixture(scope="module")
 def tokenizer(embedder):
-    return embedder.tokenizer
+    return PageTokenizer.of(embedder.tokenizer)
 
 
 def _text(n_words: int) -> str:
     return " ".join(WORDS[i % len(WORDS)] + str(i) for i in range(n_words))
 
 
-def test_chunks_fit_the_token_budget_and_never_cut_words(tokenizer):
+def test_chunks_fit_the_token_budget_and_never_cut_words(tokenizer, embedder):
     text = _text(600)
     chunks = list(chunk_pages([Page(3, text)], tokenizer, max_tokens=64, overlap=16))
     assert len(chunks) > 5
     words = set(text.split())
     for c in chunks:
-        n = len(tokenizer(c.text, add_special_tokens=False)["input_ids"])
-        assert n <= 64
+        ids = embedder.tokenizer(c.text, add_special_tokens=False)["input_ids"]
+        assert len(ids) <= 64
+        assert list(c.ids) == ids  # what the embedder reads is this text's own tokens
         assert c.page == 3
         assert text[c.start : c.end] == c.text  # offsets point at exactly this text
         assert all(w in words for w in c.text.split())  # whole words only
@@ -58,7 +61,7 @@ def test_chunks_never_straddle_pages_and_blank_pages_yield_nothing(tokenizer):
 def test_a_single_word_longer_than_the_budget_is_cut_rather_than_looping():
     offsets = [(i, i + 1) for i in range(10)]  # one 10-token "word"
     windows = list(split_text("abcdefghij", offsets, max_tokens=4, overlap=2))
-    assert windows[0] == (0, 4, 4)
+    assert windows[0] == (0, 4)
     assert windows[-1][1] == 10
     assert len(windows) < 10
 
@@ -82,3 +85,22 @@ def test_a_chapter_title_right_before_its_first_section_stays_with_it(tokenizer)
     chunks = list(chunk_pages([Page(1, text, headings)], tokenizer, max_tokens=200, overlap=0))
     assert len(chunks) == 1
     assert chunks[0].text.startswith("2 People\n2.1 Hiring")
+
+
+def test_the_tokenizer_crosses_a_process_boundary_unchanged(tokenizer):
+    text = [_text(40), "Ünïcödé naïve café façade", ""]
+    assert pickle.loads(pickle.dumps(tokenizer)).encode(text) == tokenizer.encode(text)
+
+
+def test_chunk_token_ids_embed_as_their_text_does(tokenizer, embedder):
+    pages = [Page(1, _text(700)), Page(2, "Late fees: 2% a month after 30 days. Café naïve.")]
+    chunks = list(chunk_pages(pages, tokenizer, max_tokens=48, overlap=8))
+    assert len(chunks) > embedder.batch_size  # several batches, of several lengths
+    from_ids = embedder.embed_tokens([c.ids for c in chunks])
+    from_text = embedder.embed([c.text for c in chunks])
+    assert from_ids.shape == from_text.shape == (len(chunks), embedder.dimensions)
+    assert np.allclose(np.linalg.norm(from_ids, axis=1), 1.0, atol=1e-3)
+    cosines = np.sum(from_ids * from_text, axis=1) / np.linalg.norm(from_text, axis=1)
+    assert cosines.min() > 0.998, cosines.min()  # bf16 on CPUs with bf16 units: not bit-equal
+    # and they are not all alike: each row is its own chunk's vector, in the order given
+    assert np.sum(from_ids[0] * from_text[-1]) < 0.9

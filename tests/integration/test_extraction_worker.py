@@ -12,8 +12,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from app.core.chunking import Chunker, PageTokenizer
 from app.core.documents import read_pages
-from app.core.extraction import PageReader
+from app.core.extraction import PageReader, chunk_batches
 from tests.pdfmaker import make_pdf
 
 pytestmark = pytest.mark.slow
@@ -29,6 +30,23 @@ def test_the_worker_reads_what_the_reader_reads(tmp_path):
         assert reader._executor is not None  # it did run in a worker process
     finally:
         reader.close()
+
+
+def test_the_worker_chunks_as_this_process_would(tmp_path, embedder):
+    pdf = make_pdf(tmp_path / "handbook.pdf", PAGES, [(0, "Rules", 3)])
+    chunker = Chunker(PageTokenizer.of(embedder.tokenizer), max_tokens=8, overlap=2)
+    reader = PageReader(batch=5, chunker=chunker)
+    try:
+        batches = list(reader.chunks(pdf))
+        assert reader._executor is not None
+    finally:
+        reader.close()
+    local = list(chunk_batches(read_pages(pdf), chunker, 5))
+    assert [n for _c, n in batches] == [5] * 7 + [4]  # pages read, counted per batch
+    assert batches == local
+    chunks = [c for got, _n in batches for c in got]
+    assert {c.page for c in chunks} == set(range(1, 40))
+    assert all(c.ids for c in chunks)
 
 
 def test_the_worker_leaves_when_its_parent_is_killed(tmp_path):
