@@ -10,18 +10,20 @@ keyword index and the documents table never disagree.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from app.core.events import Hit
+from app.core.row_writer import RowWriter
 from app.core.vector_store import WRITE_SLICE, CollectionProcess, LocalCollection
 
 SCHEMA = """
@@ -62,6 +64,11 @@ CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
     INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
 END;
 """
+
+_INSERT_CHUNK = (
+    'INSERT OR REPLACE INTO chunks (id, doc_id, version, idx, page, start, "end", text) '
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 _STOPWORDS = frozenset(
     """a an and are as at be by can do does for from how i in is it of on or that the this to was
@@ -136,8 +143,23 @@ is left. Measured at 100k chunks: keyword search 19.8 -> 1.7 ms p50, p95 22 -> 2
 0.64 -> 0.68 (app/bench/NOTES.md)."""
 
 
+def _turns(method):
+    """Run a read under the library's lock. Reads share the writers' connection, and a read
+    statement still open on it (another thread's) while the row writer's connection commits
+    makes that connection's next write fail at once (SQLITE_BUSY_SNAPSHOT, "database is
+    locked", seen while ingesting): so reads and writes take turns."""
+
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class Library:
-    """The store. Thread-safe: one lock serialises writes; reads use the same connection."""
+    """The store. Thread-safe: one lock serialises writes and reads of its connection; the
+    chunk rows are written by the row writer's own connection (row_writer.py)."""
 
     COLLECTION = "chunks"
 
@@ -155,6 +177,8 @@ class Library:
         self._db.executescript(SCHEMA)
         _chmod_private(self.home / "library.sqlite3")
         self._collection = None
+        # Chunk rows are written by a thread of their own while the next batch is embedded.
+        self._rows = RowWriter(self.home / "library.sqlite3", _INSERT_CHUNK)
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -177,7 +201,10 @@ class Library:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            try:
+                self._rows.close()
+            finally:
+                self._db.close()
             if self._collection is not None:
                 self._collection.close()  # after the writes it was sent
                 _chmod_private(self.home / "library")  # Chroma writes index files as it goes
@@ -197,11 +224,13 @@ class Library:
                 else:
                     raise EmbedderMismatch(row[0], model_id)
 
+    @_turns
     def embedder(self) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key='embedder'").fetchone()
         return row[0] if row else None
 
     # ------------------------------------------------------------------ reading
+    @_turns
     def documents(self) -> list[DocumentRow]:
         rows = self._db.execute(
             "SELECT id, path, hash, pending, size, mtime, status, error, chunks, pages "
@@ -209,6 +238,7 @@ class Library:
         ).fetchall()
         return [DocumentRow(*r) for r in rows]
 
+    @_turns
     def document(self, path: str) -> DocumentRow | None:
         row = self._db.execute(
             "SELECT id, path, hash, pending, size, mtime, status, error, chunks, pages "
@@ -217,11 +247,13 @@ class Library:
         ).fetchone()
         return DocumentRow(*row) if row else None
 
+    @_turns
     def chunk_count(self) -> int:
         return self._db.execute(
             "SELECT count(*) FROM chunks c JOIN documents d ON c.doc_id=d.id AND c.version=d.hash"
         ).fetchone()[0]
 
+    @_turns
     def hits_for_ids(self, ids: Sequence[str]) -> dict[str, Hit]:
         """Live chunks by id (pending or stale versions are left out)."""
         if not ids:
@@ -235,6 +267,7 @@ class Library:
         ).fetchall()
         return {r[0]: Hit(r[0], r[1], r[2], r[3], 0.0, r[4], r[5], r[6], r[7]) for r in rows}
 
+    @_turns
     def neighbours(self, doc_id: int, idx: int) -> list[Hit]:
         rows = self._db.execute(
             'SELECT c.id, d.path, c.page, c.text, c.start, c."end", c.doc_id, c.idx '
@@ -248,6 +281,7 @@ class Library:
         """Chunk ids ranked by BM25 over the live chunks."""
         return [i for i, _ in self.keyword_search_scored(text, k)]
 
+    @_turns
     def keyword_search_scored(self, text: str, k: int) -> list[tuple[str, float]]:
         """(chunk id, BM25 score: higher is better) over the live chunks, best first."""
         terms = self._selective_terms(fts_terms(text))
@@ -311,7 +345,8 @@ class Library:
         self, doc_id: int, version: str, chunks: Sequence[ChunkRecord], vectors: np.ndarray
     ) -> None:
         """Store one batch in both stores. Idempotent: ids are deterministic. Chroma's process
-        writes the vectors while this one goes on (commit_version waits for them)."""
+        writes the vectors and the row writer the keyword rows while this thread goes on; both
+        are flushed (their errors raised) before anything that must see them."""
         if not chunks:
             return
         ids = [chunk_id(doc_id, version, c.idx) for c in chunks]
@@ -320,23 +355,17 @@ class Library:
             self.collection.upsert(
                 ids=ids, embeddings=np.asarray(vectors, dtype=np.float32), metadatas=metas
             )
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT OR REPLACE INTO chunks "
-                '(id, doc_id, version, idx, page, start, "end", text) '
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            self._rows.put(
                 [
                     (i, doc_id, version, c.idx, c.page, c.start, c.end, c.text)
                     for i, c in zip(ids, chunks, strict=True)
-                ],
+                ]
             )
-            self._db.execute("COMMIT")
 
     def commit_version(self, doc_id: int, version: str, chunks: int, pages: int) -> None:
         """Make `version` live (one transaction), then drop the version it replaces."""
         with self._lock:
-            if self._collection is not None:
-                self._collection.flush()  # every vector of it written, or its error raised
+            self._settle()  # every row and vector of it written, or the error raised
             old = self._db.execute("SELECT hash FROM documents WHERE id=?", (doc_id,)).fetchone()[0]
             self._db.execute(
                 "UPDATE documents SET hash=?, pending=NULL, status='ready', error=NULL, chunks=?, "
@@ -400,6 +429,7 @@ class Library:
             return True
 
     def _finish_removal(self, doc_id: int) -> None:
+        self._settle()
         if self._has_vectors():
             self.collection.delete(where={"doc_id": doc_id})
         self._db.execute("BEGIN")
@@ -408,9 +438,17 @@ class Library:
         self._db.execute("COMMIT")
 
     def _purge_version(self, doc_id: int, version: str) -> None:
+        self._settle()
         if self._has_vectors():
             self.collection.delete(where={"$and": [{"doc_id": doc_id}, {"version": version}]})
         self._db.execute("DELETE FROM chunks WHERE doc_id=? AND version=?", (doc_id, version))
+
+    def _settle(self) -> None:
+        """Wait for the writes handed to the row writer and Chroma's process; raise their
+        first error. Everything that deletes or checks rows comes after this."""
+        self._rows.flush()
+        if self._collection is not None:
+            self._collection.flush()
 
     def _has_vectors(self) -> bool:
         return self._collection is not None or (self.home / "library").exists()
@@ -419,6 +457,7 @@ class Library:
     def recover(self) -> list[str]:
         """Undo what an abrupt stop left half-done; returns the paths that were interrupted."""
         with self._lock:
+            self._settle()
             interrupted = []
             for row in self.documents():
                 if row.status == "removing":
@@ -455,6 +494,7 @@ class Library:
     def reset(self) -> None:
         """Forget every vector and chunk (for a re-index with another embedder); keep the paths."""
         with self._lock:
+            self._settle()
             # Keyword rows first: a crash before the vectors go leaves only stray vectors,
             # which recover() drops; the other order would leave live chunks with no vector.
             self._db.execute("BEGIN")
@@ -467,8 +507,10 @@ class Library:
             if self._has_vectors():
                 self.collection.reset()
 
+    @_turns
     def verify(self) -> list[str]:
         """Problems found comparing the stores (empty when consistent). For tests and `doctor`."""
+        self._settle()
         problems = []
         live = {
             r[0]
@@ -498,8 +540,10 @@ class Library:
                 problems.append(f"{row.path}: unfinished ({row.status})")
         return problems
 
-    def stored_chunk_ids(self) -> Iterable[str]:
-        return (r[0] for r in self._db.execute("SELECT id FROM chunks ORDER BY id"))
+    def stored_chunk_ids(self) -> list[str]:
+        with self._lock:
+            self._settle()
+            return [r[0] for r in self._db.execute("SELECT id FROM chunks ORDER BY id")]
 
 
 def _chmod_private(path: Path) -> None:

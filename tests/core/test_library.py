@@ -1,9 +1,13 @@
 """The store's consistency rules, with a real Chroma directory and real SQLite in tmp."""
 
+import sqlite3
+import threading
+
 import numpy as np
 import pytest
 
 from app.core.library import ChunkRecord, EmbedderMismatch, Library, fts_query
+from app.core.row_writer import RowWriter
 
 
 def vecs(n, seed=0):
@@ -65,6 +69,71 @@ def test_a_failed_new_version_keeps_the_old_one_live(lib):
     row = lib.document("/a.txt")
     assert (row.status, row.hash, row.error) == ("ready", "v1", "broken file")
     assert lib.keyword_search("original", 5) and lib.verify() == []
+
+
+def test_a_keyword_write_that_fails_keeps_its_version_from_going_live(lib):
+    ingest(lib, "/a.txt", "v1", ["the original content"])
+    doc = lib.begin_version("/a.txt", "v2", 10, 2.0)
+    unstorable = [ChunkRecord(0, {"not": "a page number"}, 0, 4, "half")]
+    lib.add_chunks(doc, "v2", unstorable, vecs(1, 3))  # handed to the row writer: no error yet
+    with pytest.raises(sqlite3.Error):
+        lib.commit_version(doc, "v2", 1, 1)
+    assert lib.document("/a.txt").hash == "v1"
+    lib.abandon_version(doc, "v2", "failed", "could not be stored")
+    assert lib.keyword_search("original", 5) and lib.verify() == []
+
+
+def test_reads_from_another_thread_never_make_a_write_fail(tmp_path):
+    """A read still open on the library's connection while the row writer's connection
+    committed made the next write fail with 'database is locked' (seen while ingesting)."""
+    lib = Library(tmp_path, vector_process=False)
+    stop, errors = threading.Event(), []
+
+    def reads():
+        try:
+            while not stop.is_set():
+                lib.documents(), lib.chunk_count(), lib.keyword_search("text", 5)
+        except Exception as exc:
+            errors.append(exc)
+
+    reader = threading.Thread(target=reads)
+    reader.start()
+    try:
+        for n in range(40):
+            doc = lib.begin_version(f"/f{n}", "v1", 1, 1.0)
+            for part in range(2):
+                texts = [f"text {n} {part} {i}" for i in range(20)]
+                batch = [ChunkRecord(part * 20 + i, 1, 0, 4, t) for i, t in enumerate(texts)]
+                lib.add_chunks(doc, "v1", batch, vecs(20, n))
+            lib.commit_version(doc, "v1", 40, 1)
+    finally:
+        stop.set()
+        reader.join()
+    assert errors == []
+    assert lib.chunk_count() == 40 * 40 and lib.verify() == []
+    lib.close()
+
+
+def test_the_row_writer_writes_every_batch_before_flush_returns(tmp_path):
+    db = sqlite3.connect(tmp_path / "t.sqlite3")
+    db.execute("CREATE TABLE t (n INTEGER)")
+    db.commit()
+    writer = RowWriter(tmp_path / "t.sqlite3", "INSERT INTO t VALUES (?)", depth=1)
+    for batch in range(20):
+        writer.put([(batch * 100 + n,) for n in range(100)])
+    writer.flush()
+    assert db.execute("SELECT count(*), sum(n) FROM t").fetchone() == (2000, sum(range(2000)))
+    writer.close()
+
+
+def test_a_row_writer_that_cannot_open_its_database_says_so_and_never_hangs(tmp_path):
+    writer = RowWriter(tmp_path / "missing" / "t.sqlite3", "INSERT INTO t VALUES (?)")
+    with pytest.raises(sqlite3.OperationalError):  # from a later put or the flush
+        writer.put([(1,)])
+        writer.put([(2,)])
+        writer.flush()
+    writer.flush()  # reported once; the thread still takes and drops batches
+    writer.close()
 
 
 def test_recover_undoes_a_version_interrupted_by_a_crash(tmp_path):
