@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args) -> int:
+    from app.core.embedding import EmbedderError
     from app.core.instance import AlreadyRunning, InstanceLock
     from app.core.library import EmbedderMismatch
 
@@ -119,7 +120,7 @@ def _dispatch(args) -> int:
             return handler(services, args)
         finally:
             services.close()
-    except (SettingsError, EmbedderMismatch) as exc:
+    except (SettingsError, EmbedderMismatch, EmbedderError) as exc:
         raise UserError(str(exc)) from None
     finally:
         lock.release()

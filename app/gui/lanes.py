@@ -224,6 +224,7 @@ class IngestLane(Lane):
         return LibrarySnapshot(tuple(library.documents()), library.chunk_count())
 
     def _ingest(self, paths: Sequence[str], job: Job) -> Iterator[object]:
+        from app.core.embedding import EmbedderError
         from app.core.library import EmbedderMismatch
 
         last = 0.0
@@ -236,7 +237,7 @@ class IngestLane(Lane):
                 ):
                     last = now
                     yield self.snapshot()
-        except EmbedderMismatch as exc:
+        except (EmbedderMismatch, EmbedderError) as exc:
             yield IngestBlocked(str(exc))
             yield self.snapshot()
 

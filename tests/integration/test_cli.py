@@ -190,6 +190,17 @@ def test_the_real_entry_point_and_a_second_instance(home, tmp_path):
     assert "already using the library" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_a_missing_embedding_model_is_a_message_not_a_traceback(home, tmp_path, capsys):
+    home.mkdir(parents=True)
+    empty = tmp_path / "no model here"
+    empty.mkdir()
+    (home / "settings.toml").write_text(f"embedder_path = {str(empty)!r}\n", encoding="utf-8")
+    (tmp_path / "note.txt").write_text("The boiler is serviced in May.", encoding="utf-8")
+    code, out, err = run(capsys, "ingest", str(tmp_path / "note.txt"))
+    assert code == 2, (out, err)
+    assert "No embedding model at" in err and str(empty) in err
+
+
 def test_a_removal_cut_short_by_a_crash_is_finished_by_the_next_command(library, capsys, home):
     from app.core.library import Library
 
