@@ -272,6 +272,7 @@ def format_ingest(d: dict) -> str:
             ("embeddings", f"{d.get('embed_precision', '?')} on {d.get('embed_device', '?')}"),
             ("PDF parsing", d.get("extraction", "?")),
             ("Chroma", d.get("vectors", "?")),
+            ("its thread", ", ".join(f"{k} {v:.2f} s" for k, v in d.get("stages", {}).items())),
         ]
         + [("problem", f) for f in d["failed"]],
     )

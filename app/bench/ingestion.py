@@ -23,6 +23,7 @@ class IngestResult:
     counts: dict
     home: str
     failed: list[str]
+    stages: dict  # seconds of the ingesting thread per stage (IngestFinished.stages)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -75,5 +76,6 @@ def bench_ingest(
         counts={k: v for k, v in counts.items() if v},
         home=str(home),
         failed=failed,
+        stages=dict(finished.stages) if finished else {},
     )
     return result, library, embedder

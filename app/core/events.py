@@ -56,6 +56,9 @@ class IngestFinished:
     pages: int = 0
     chunks: int = 0
     cancelled: bool = False
+    # Seconds the ingesting thread spent per stage: "waiting" (for the reader), "embedding",
+    # "storing" (handing batches to the stores), "committing" (versions going live).
+    stages: dict[str, float] = field(default_factory=dict)
 
 
 IngestEvent = IngestStarted | FileStarted | FileProgress | FileDone | IngestFinished

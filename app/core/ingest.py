@@ -16,6 +16,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,6 +117,19 @@ class _Run:
     )
     pages: int = 0
     chunks: int = 0
+    stages: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("waiting", "embedding", "storing", "committing"), 0.0
+        )
+    )
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stages[stage] += time.perf_counter() - started
 
 
 class Ingestor:
@@ -144,6 +158,7 @@ class Ingestor:
             pages=run.pages,
             chunks=run.chunks,
             cancelled=cancel.cancelled,
+            stages={k: round(v, 3) for k, v in run.stages.items()},
         )
 
     # ---------------------------------------------------------------- the writer side
@@ -180,7 +195,8 @@ class Ingestor:
         try:
             while True:
                 try:
-                    msg = messages.get(timeout=0.1)
+                    with run.timed("waiting"):
+                        msg = messages.get(timeout=0.1)
                 except queue.Empty:
                     if cancel.cancelled:
                         raise Cancelled() from None
@@ -251,10 +267,11 @@ class Ingestor:
         live = [(i, c) for i, c in batch if i in open_files]
         if not live:
             return
-        if self.embedder.reads_token_ids:
-            vectors = self.embedder.embed_tokens([c.ids for _, c in live])
-        else:
-            vectors = self.embedder.embed([c.text for _, c in live])
+        with run.timed("embedding"):
+            if self.embedder.reads_token_ids:
+                vectors = self.embedder.embed_tokens([c.ids for _, c in live])
+            else:
+                vectors = self.embedder.embed([c.text for _, c in live])
         by_file: dict[int, list[tuple[int, ChunkRecord]]] = {}
         for row, (i, c) in enumerate(live):
             f = open_files[i]
@@ -265,9 +282,10 @@ class Ingestor:
             f.buffered -= 1
         for i, rows in by_file.items():
             f = open_files[i]
-            self.library.add_chunks(
-                f.doc_id, f.version, [r for _, r in rows], vectors[[row for row, _ in rows]]
-            )
+            with run.timed("storing"):
+                self.library.add_chunks(
+                    f.doc_id, f.version, [r for _, r in rows], vectors[[row for row, _ in rows]]
+                )
             yield FileProgress(f.path, "embedding", f.pages, f.next_idx)
 
     def _commit_ended(self, open_files: dict[int, _OpenFile], run: _Run) -> Iterator[IngestEvent]:
@@ -279,7 +297,8 @@ class Ingestor:
                 run.counts["skipped"] += 1
                 yield FileDone(f.path, "skipped", pages=f.pages, error=error)
                 continue
-            self.library.commit_version(f.doc_id, f.version, f.next_idx, f.pages)
+            with run.timed("committing"):
+                self.library.commit_version(f.doc_id, f.version, f.next_idx, f.pages)
             status = "replaced" if f.replacing else "added"
             run.counts[status] += 1
             run.pages += f.pages

@@ -153,6 +153,10 @@ def test_bench_prints_a_table_and_json_for_a_tiny_ingest(
     ingest = data["ingest"]
     assert (ingest["files"], ingest["pages"], ingest["counts"]) == (2, 3, {"added": 2})
     assert ingest["chunks"] >= 3 and ingest["pages_per_s"] > 0 and ingest["peak_rss_mb"] > 0
+    stages = ingest["stages"]
+    assert set(stages) == {"waiting", "embedding", "storing", "committing"}
+    assert stages["embedding"] > 0 and stages["committing"] > 0
+    assert sum(stages.values()) <= ingest["seconds"]  # parts of the run, on its one thread
     assert not Path(ingest["home"]).exists()  # the temporary library is gone
     lat = data["retrieval"]
     assert lat["chunks"] == ingest["chunks"] and lat["p50_ms"] <= lat["p95_ms"]
@@ -161,7 +165,7 @@ def test_bench_prints_a_table_and_json_for_a_tiny_ingest(
 
     assert main(args) == 0
     table = capsys.readouterr().out
-    for label in ("ingestion", "pages/s", "peak RSS", "p95", "hit@1", "hit@5"):
+    for label in ("ingestion", "pages/s", "peak RSS", "its thread", "p95", "hit@1", "hit@5"):
         assert label in table
     assert not (home / "library.sqlite3").exists()  # the user's library was never opened
 
