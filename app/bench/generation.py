@@ -52,6 +52,9 @@ class GenResult:
     n_ctx: int
     engine: str = "process"  # "process" (as the app runs it) or "in-process"
     sampling: str = "auto"  # "auto" (in llama.cpp's graph when on the GPU) or "cpu"
+    decode_order: str = (
+        "auto"  # "auto" (queued before the token is handed on, on a GPU) or "serial"
+    )
     by_prompt: dict[int, dict] = field(default_factory=dict)  # N -> medians and runs
     native: dict[int, dict] | None = None  # N -> llama-bench pp/tg tok/s
     ratio: dict[int, dict] | None = None  # N -> ours/native for pp and tg
@@ -124,6 +127,7 @@ def bench_generation(
     threads: int | None = None,
     in_process: bool = False,
     cpu_sampling: bool = False,
+    serial_decode: bool = False,
 ) -> GenResult:
     n_ctx = max(prompt_tokens) + gen_tokens + 64
     started = time.perf_counter()
@@ -134,6 +138,7 @@ def bench_generation(
         gpu_layers=gpu_layers,
         n_threads=threads,
         backend_sampling=False if cpu_sampling else None,
+        overlap_decode=False if serial_decode else None,
     )
     report = engine.load()
     load_s = time.perf_counter() - started
@@ -145,6 +150,7 @@ def bench_generation(
         n_ctx=engine.n_ctx,
         engine="in-process" if in_process else "process",
         sampling="cpu" if cpu_sampling else "auto",
+        decode_order="serial" if serial_decode else "auto",
     )
     try:
         one_run(engine, exact_prompt(engine, 32, salt=999), 8)  # warm-up: kernels, allocations
@@ -259,6 +265,11 @@ def add_generation_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--cpu-sampling", action="store_true", help="sample on the CPU, not in llama.cpp's graph"
     )
+    g.add_argument(
+        "--serial-decode",
+        action="store_true",
+        help="queue each token's decode only after handing the token on (the order on the CPU)",
+    )
     g.add_argument("--llama-bench", metavar="PATH", help="llama.cpp's llama-bench, for native")
 
 
@@ -274,6 +285,7 @@ def run_from_args(args) -> GenResult:
         threads=args.threads,
         in_process=args.in_process,
         cpu_sampling=args.cpu_sampling,
+        serial_decode=args.serial_decode,
     )
 
 

@@ -133,6 +133,7 @@ class LlamaEngine:
         seed: int = 0,
         n_threads: int | None = None,
         backend_sampling: bool | None = None,
+        overlap_decode: bool | None = None,
     ) -> None:
         self.path = Path(path).expanduser()
         self.n_ctx_requested = n_ctx
@@ -143,6 +144,9 @@ class LlamaEngine:
         self.n_threads = n_threads or max(1, (os.cpu_count() or 2))
         # Sample inside llama.cpp's graph (see _sampler): None = when layers are on the GPU.
         self.backend_sampling = backend_sampling
+        # Queue each token's decode before handing the token on (see generate): None = when
+        # every layer is on the GPU, where llama_decode returns before the work is done.
+        self.overlap_decode = overlap_decode
         self._attached: tuple[float, object] | None = None  # (temperature, chain) on the context
         self.info: GGUFInfo | None = None
         self.report: LoadReport | None = None
@@ -389,28 +393,43 @@ class LlamaEngine:
         first_at = None
         stop = "length"
         sampler, owned = self._sampler(temperature)  # before the prefill: it samples its end
+        overlap = self.overlap_decode
+        if overlap is None:
+            overlap = bool(self.report and self.report.gpu_layers >= self.report.total_layers)
         try:
             self._prefill(tokens, keep, cancel)
             prefilled = time.perf_counter()
             while produced < max_tokens:
-                tok = sample(sampler, ctx, -1)
+                tok = sample(sampler, ctx, -1)  # waits for the step before
                 if stop_at_eog and is_eog(vocab, tok):
                     stop = "eog"
                     break
                 produced += 1
-                text = decoder.decode(piece(tok))
                 if first_at is None:
                     first_at = time.perf_counter()
+                one[0] = tok
+                if overlap:
+                    # On a GPU llama_decode only queues the step: the model computes the next
+                    # token while this one becomes text and goes to the reader, instead of
+                    # waiting for that Python work (+0.1-1.2% on an H100, app/bench/NOTES.md).
+                    # On the CPU decode does the work before returning, so the text would reach
+                    # the reader one token late: there the order stays.
+                    decoded = decode(ctx, one_batch) == 0
+                text = decoder.decode(piece(tok))
                 if text:
                     yield text
-                if cancel.cancelled:
-                    stop = "cancelled"
-                    break
-                one[0] = tok
-                if decode(ctx, one_batch) != 0:
+                if not overlap:
+                    if cancel.cancelled:
+                        stop = "cancelled"
+                        break
+                    decoded = decode(ctx, one_batch) == 0
+                if not decoded:
                     stop = "length"
                     break
                 self._cached.append(tok)
+                if cancel.cancelled:
+                    stop = "cancelled"
+                    break
             tail = decoder.decode(b"", final=True)
             if tail:
                 yield tail

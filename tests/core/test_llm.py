@@ -136,3 +136,30 @@ def test_sampling_inside_the_graph_matches_sampling_on_the_cpu(engine):
     finally:
         in_graph.close()
     assert in_graph._attached is None
+
+
+def test_queueing_each_decode_early_changes_no_token(engine):
+    """On a GPU each token's decode is queued before the token is handed on; here the CPU
+    backend runs that order: the same greedy answers, a cache the next answer can reuse, and a
+    cancel that still ends the stream at once."""
+    overlapped = LlamaEngine(engine.path, n_ctx=2048, gpu_layers=0, overlap_decode=True)
+    overlapped.load()
+    try:
+        for question in ("What is the capital of France?", "What is the capital of Spain?"):
+            prompt = chat(engine, question)
+            expected, _ = collect(engine.generate(prompt, CancelToken(), 24, 0, False))
+            got, stats = collect(overlapped.generate(prompt, CancelToken(), 24, 0, False))
+            assert got == expected and stats.completion_tokens == 24
+        again, stats = collect(overlapped.generate(prompt, CancelToken(), 24, 0, False))
+        assert again == expected and stats.reused_tokens > 0
+        assert len(overlapped._cached) == stats.prompt_tokens + 24  # every token decoded, once
+        token, pieces = CancelToken(), 0
+        for item in overlapped.generate(chat(engine, "Count to one hundred."), token, 200, 0):
+            if isinstance(item, str):
+                pieces += 1
+                token.cancel()
+            else:
+                assert item.stop_reason == "cancelled" and item.completion_tokens == 1
+        assert pieces == 1
+    finally:
+        overlapped.close()
