@@ -82,9 +82,11 @@ class _ReadAhead:
             pages.append(item)
         return pages, False
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
+        """Stop reading; `wait` for the thread to leave (it finishes the page it is on)."""
         self._stop.set()
-        self._thread.join()
+        if wait:
+            self._thread.join()
 
 
 _END = object()
@@ -139,6 +141,7 @@ def _next(n: int) -> tuple[list[Page] | list[Chunk], int, bool]:
         pages, done = _open_doc.take(n)
         out = list(_chunker.chunks(pages)) if _chunking and _chunker is not None else pages
     except BaseException:
+        _open_doc.stop(wait=False)  # chunking failed: the reader thread must not wait forever
         _open_doc = None
         raise
     if done:

@@ -13,8 +13,8 @@ import psutil
 import pytest
 
 from app.core.chunking import Chunker, PageTokenizer
-from app.core.documents import read_pages
-from app.core.extraction import PageReader, chunk_batches
+from app.core.documents import CorruptDocument, Page, read_pages
+from app.core.extraction import PageReader, _ReadAhead, chunk_batches
 from tests.pdfmaker import make_pdf
 
 pytestmark = pytest.mark.slow
@@ -81,3 +81,33 @@ def test_the_worker_leaves_when_its_parent_is_killed(tmp_path):
     if alive:  # leave nothing behind, then fail
         os.kill(worker, 9)
     assert not alive, "the PDF worker outlived its killed parent"
+
+
+def _pages(n, closed, fail_at=None):
+    try:
+        for i in range(1, n + 1):
+            if i == fail_at:
+                raise CorruptDocument(f"page {i} is damaged")
+            yield Page(i, f"text of page {i}")
+    finally:
+        closed.append(True)
+
+
+def test_read_ahead_keeps_page_order_and_raises_an_error_where_it_happened():
+    closed = []
+    ahead = _ReadAhead(_pages(7, closed, fail_at=6), depth=2)
+    assert [p.number for p in ahead.take(3)[0]] == [1, 2, 3]
+    with pytest.raises(CorruptDocument, match="page 6"):
+        ahead.take(3)  # pages 4 and 5 come first, then the error
+    assert closed == [True]
+
+
+def test_read_ahead_stopped_midway_closes_its_document():
+    closed = []
+    ahead = _ReadAhead(_pages(1000, closed), depth=4)
+    pages, done = ahead.take(2)
+    assert [p.number for p in pages] == [1, 2] and not done
+    ahead.stop()  # the reading thread was waiting on a full queue
+    assert closed == [True] and not ahead._thread.is_alive()
+    whole = _ReadAhead(_pages(3, []), depth=1)
+    assert whole.take(10)[1] is True  # finished
