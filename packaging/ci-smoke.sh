@@ -5,7 +5,8 @@
 #     unprivileged namespaces are not allowed, the offline environment variables alone;
 #   - env -i: no PYTHONPATH/PYTHONHOME/VIRTUAL_ENV, PATH=/usr/bin:/bin, a temporary HOME and
 #     CONFIDANT_HOME, QT_QPA_PLATFORM=offscreen;
-#   - runs `confidant doctor` and `confidant --self-test` from /opt/confidant inside that root.
+#   - runs `confidant doctor`, `confidant --self-test`, and ingests and searches a PDF (made by
+#     the test helper with the venv's Python) from /opt/confidant inside that root.
 # Exits non-zero on any failure. Usage: bash packaging/ci-smoke.sh [path/to/confidant_*.deb]
 set -euo pipefail
 
@@ -61,5 +62,23 @@ if ! "${NONET[@]}" "${CLEAN_ENV[@]}" "$APP" doctor 2>&1 | grep -q "^PDF reader *
 fi
 echo "[ci-smoke] ok: PDFium in the bundle"
 check self-test --self-test
+
+# A PDF through the bundle: its pages are read and chunked in the PDF worker process, which the
+# frozen app must be able to start (the self-test's sample is Markdown, read in-process).
+mkdir -p "$WORK/docs"
+PY=${CONFIDANT_VENV:-.venv}/bin/python
+"$PY" -c "import sys; from tests.pdfmaker import make_pdf; make_pdf(sys.argv[1], [
+    'Opening hours of the harbour office are nine to five.',
+    'Mooring permits are renewed every April at the harbour office.',
+    'The lighthouse keeper logs every passing vessel.'], [(0, 'Harbour rules', 2)])" \
+    "$WORK/docs/harbour.pdf"
+check ingest-pdf ingest "$WORK/docs/harbour.pdf"
+found=$("${NONET[@]}" "${CLEAN_ENV[@]}" "$APP" search "When are mooring permits renewed?" -k 1 --json)
+echo "    $found"
+if ! printf '%s' "$found" | grep -q '"page": 2'; then
+    echo "[ci-smoke] FAILED: the PDF's page 2 was not found first" >&2
+    exit 1
+fi
+echo "[ci-smoke] ok: a PDF read, chunked and found by page in the bundle"
 
 echo "[ci-smoke] passed in $(( $(date +%s) - started )) s"
