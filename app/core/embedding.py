@@ -157,7 +157,8 @@ class Embedder:
         specials = self._specials()
         assert specials is not None, "check reads_token_ids first"
         head, tail = specials
-        rows = [[*head, *x, *tail] for x in ids]
+        room = int(model.max_seq_length) - len(head) - len(tail)  # encode() truncates the same
+        rows = [[*head, *list(x)[:room], *tail] for x in ids]
         order = sorted(range(len(rows)), key=lambda r: -len(rows[r]))
         with_types = "token_type_ids" in tokenizer.model_input_names
         pad = tokenizer.pad_token_id or 0

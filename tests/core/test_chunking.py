@@ -104,3 +104,12 @@ def test_chunk_token_ids_embed_as_their_text_does(tokenizer, embedder):
     assert cosines.min() > 0.998, cosines.min()  # bf16 on CPUs with bf16 units: not bit-equal
     # and they are not all alike: each row is its own chunk's vector, in the order given
     assert np.sum(from_ids[0] * from_text[-1]) < 0.9
+
+
+def test_token_ids_longer_than_the_model_reads_are_cut_as_encode_cuts_text(tokenizer, embedder):
+    ((ids, _offsets),) = tokenizer.encode([_text(400)])
+    assert len(ids) > embedder.load().max_seq_length
+    from_ids = embedder.embed_tokens([ids])
+    from_text = embedder.embed([_text(400)])  # encode() truncates to max_seq_length
+    cosine = float(np.sum(from_ids * from_text) / np.linalg.norm(from_text))
+    assert cosine > 0.998, cosine
