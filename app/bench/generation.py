@@ -52,9 +52,8 @@ class GenResult:
     n_ctx: int
     engine: str = "process"  # "process" (as the app runs it) or "in-process"
     sampling: str = "auto"  # "auto" (in llama.cpp's graph when on the GPU) or "cpu"
-    decode_order: str = (
-        "auto"  # "auto" (queued before the token is handed on, on a GPU) or "serial"
-    )
+    # "auto" (each decode queued before the token is handed on, on a GPU) or "serial"
+    decode_order: str = "auto"
     by_prompt: dict[int, dict] = field(default_factory=dict)  # N -> medians and runs
     native: dict[int, dict] | None = None  # N -> llama-bench pp/tg tok/s
     ratio: dict[int, dict] | None = None  # N -> ours/native for pp and tg

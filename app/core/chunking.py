@@ -63,8 +63,7 @@ class Chunk:
     start: int  # character offsets in the page's text
     end: int
     text: str
-    tokens: int
-    ids: tuple[int, ...] = ()  # the embedder's token ids for `text`, special tokens left out
+    ids: tuple[int, ...]  # the embedder's token ids for `text`, special tokens left out
 
 
 def _word_starts(text: str, offsets: list[tuple[int, int]]) -> list[bool]:
@@ -154,9 +153,7 @@ def _chunk_batch(
                 if text:  # offsets describe the stripped text exactly
                     lead = len(raw) - len(raw.lstrip())
                     window = tuple(ids[lo + s : lo + e])
-                    yield Chunk(
-                        page.number, start + lead, start + lead + len(text), text, e - s, window
-                    )
+                    yield Chunk(page.number, start + lead, start + lead + len(text), text, window)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ ever fetched from a hub.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -121,32 +122,30 @@ class Embedder:
         )
         return np.asarray(vectors, dtype=np.float32)
 
-    @property
-    def reads_token_ids(self) -> bool:
-        """Whether embed_tokens() can stand in for embed(): not for a model whose encode()
-        prepends a prompt, nor one whose special tokens are more than a fixed prefix and suffix."""
-        return not getattr(self.load(), "default_prompt_name", None) and bool(self._specials())
-
-    def _specials(self) -> tuple[list[int], list[int]] | None:
+    @functools.cached_property
+    def _frame(self) -> tuple[list[int], list[int]] | None:
         """The special tokens the tokenizer puts around a text ([CLS] ... [SEP] for BERT), read
-        off a sample, since tokenizers differ and transformers 5 has no public call for it."""
-        if not hasattr(self, "_special_tokens"):
-            tokenizer = self.load().tokenizer
-            sample = "confidant sample text"
-            bare = tokenizer(sample, add_special_tokens=False)["input_ids"]
-            full = tokenizer(sample, add_special_tokens=True)["input_ids"]
-            found = None
-            for k in range(len(full) - len(bare) + 1):
-                if full[k : k + len(bare)] == bare:
-                    found = (full[:k], full[k + len(bare) :])
-                    break
-            self._special_tokens = found
-        return self._special_tokens
+        off a sample, since tokenizers differ and transformers 5 has no public call for it. None
+        when token ids cannot stand in for text: encode() would prepend a prompt, or the
+        specials are not a fixed prefix and suffix."""
+        model = self.load()
+        if getattr(model, "default_prompt_name", None):
+            return None
+        sample = "confidant sample text"
+        bare = model.tokenizer(sample, add_special_tokens=False)["input_ids"]
+        full = model.tokenizer(sample, add_special_tokens=True)["input_ids"]
+        for k in range(len(full) - len(bare) + 1):
+            if full[k : k + len(bare)] == bare:
+                return full[:k], full[k + len(bare) :]
+        return None
 
-    def embed_tokens(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
-        """embed() for texts the chunker has already tokenized with this model's tokenizer
-        (token ids without special tokens): the same vectors, without tokenizing the text again.
-        Longest first, as encode() does, so each batch pads little."""
+    def embed_tokens(self, ids: Sequence[Sequence[int]], texts: Sequence[str]) -> np.ndarray:
+        """embed(texts) for texts the chunker has already tokenized with this model's tokenizer
+        (`ids`, without special tokens): the same vectors, without tokenizing the texts again
+        (a model that cannot take ids gets the texts). Longest first, as encode() does, so each
+        batch pads little."""
+        if self._frame is None:
+            return self.embed(list(texts))
         model = self.load()
         out = np.zeros((len(ids), self.dimensions), dtype=np.float32)
         if not ids:
@@ -154,9 +153,7 @@ class Embedder:
         import torch
 
         tokenizer = model.tokenizer
-        specials = self._specials()
-        assert specials is not None, "check reads_token_ids first"
-        head, tail = specials
+        head, tail = self._frame
         room = int(model.max_seq_length) - len(head) - len(tail)  # encode() truncates the same
         rows = [[*head, *list(x)[:room], *tail] for x in ids]
         order = sorted(range(len(rows)), key=lambda r: -len(rows[r]))

@@ -268,10 +268,9 @@ class Ingestor:
         if not live:
             return
         with run.timed("embedding"):
-            if self.embedder.reads_token_ids:
-                vectors = self.embedder.embed_tokens([c.ids for _, c in live])
-            else:
-                vectors = self.embedder.embed([c.text for _, c in live])
+            vectors = self.embedder.embed_tokens(
+                [c.ids for _, c in live], [c.text for _, c in live]
+            )
         by_file: dict[int, list[tuple[int, ChunkRecord]]] = {}
         for row, (i, c) in enumerate(live):
             f = open_files[i]

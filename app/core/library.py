@@ -540,10 +540,10 @@ class Library:
                 problems.append(f"{row.path}: unfinished ({row.status})")
         return problems
 
+    @_turns
     def stored_chunk_ids(self) -> list[str]:
-        with self._lock:
-            self._settle()
-            return [r[0] for r in self._db.execute("SELECT id FROM chunks ORDER BY id")]
+        self._settle()
+        return [r[0] for r in self._db.execute("SELECT id FROM chunks ORDER BY id")]
 
 
 def _chmod_private(path: Path) -> None:

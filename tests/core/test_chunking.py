@@ -96,7 +96,8 @@ def test_chunk_token_ids_embed_as_their_text_does(tokenizer, embedder):
     pages = [Page(1, _text(700)), Page(2, "Late fees: 2% a month after 30 days. Café naïve.")]
     chunks = list(chunk_pages(pages, tokenizer, max_tokens=48, overlap=8))
     assert len(chunks) > embedder.batch_size  # several batches, of several lengths
-    from_ids = embedder.embed_tokens([c.ids for c in chunks])
+    assert embedder._frame is not None  # MiniLM takes ids: the texts are not what is embedded
+    from_ids = embedder.embed_tokens([c.ids for c in chunks], [c.text for c in chunks])
     from_text = embedder.embed([c.text for c in chunks])
     assert from_ids.shape == from_text.shape == (len(chunks), embedder.dimensions)
     assert np.allclose(np.linalg.norm(from_ids, axis=1), 1.0, atol=1e-3)
@@ -109,7 +110,7 @@ def test_chunk_token_ids_embed_as_their_text_does(tokenizer, embedder):
 def test_token_ids_longer_than_the_model_reads_are_cut_as_encode_cuts_text(tokenizer, embedder):
     ((ids, _offsets),) = tokenizer.encode([_text(400)])
     assert len(ids) > embedder.load().max_seq_length
-    from_ids = embedder.embed_tokens([ids])
+    from_ids = embedder.embed_tokens([ids], [_text(400)])
     from_text = embedder.embed([_text(400)])  # encode() truncates to max_seq_length
     cosine = float(np.sum(from_ids * from_text) / np.linalg.norm(from_text))
     assert cosine > 0.998, cosine
