@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from app.core.cancel import NEVER, CancelToken
+
 
 class EmbedderError(Exception):
     """The embedding model folder is missing or not a sentence-transformers model."""
@@ -55,7 +57,7 @@ class Embedder:
         self.path = Path(path)
         self.model_id = model_identity(self.path)
         self._device = device
-        self._batch_size = batch_size  # None: 256 on a GPU (fewer launches), 64 on the CPU
+        self._batch_size = batch_size  # rows per forward pass; None: see batch_size
         self.cpu_bf16 = cpu_bf16  # use bf16 on CPUs with native bf16 units (see load())
         self._model = None
         self._lock = threading.Lock()
@@ -87,8 +89,10 @@ class Embedder:
 
     @property
     def batch_size(self) -> int:
+        """Rows per forward pass: 256 on a GPU (fewer launches); 16 on the CPU, where small
+        batches keep the activations in cache and run ~10% faster per token than 64 (NOTES.md)."""
         if self._batch_size is None:
-            return 256 if self.device.startswith("cuda") else 64
+            return 256 if self.device.startswith("cuda") else 16
         return self._batch_size
 
     @property
@@ -139,12 +143,16 @@ class Embedder:
                 return full[:k], full[k + len(bare) :]
         return None
 
-    def embed_tokens(self, ids: Sequence[Sequence[int]], texts: Sequence[str]) -> np.ndarray:
+    def embed_tokens(
+        self, ids: Sequence[Sequence[int]], texts: Sequence[str], cancel: CancelToken = NEVER
+    ) -> np.ndarray:
         """embed(texts) for texts the chunker has already tokenized with this model's tokenizer
         (`ids`, without special tokens): the same vectors, without tokenizing the texts again
         (a model that cannot take ids gets the texts). Longest first, as encode() does, so each
-        batch pads little."""
+        forward batch pads little: the more rows given at once, the less padding. `cancel` is
+        checked before each forward batch (raises Cancelled)."""
         if self._frame is None:
+            cancel.raise_if_cancelled()
             return self.embed(list(texts))
         model = self.load()
         out = np.zeros((len(ids), self.dimensions), dtype=np.float32)
@@ -160,6 +168,7 @@ class Embedder:
         with_types = "token_type_ids" in tokenizer.model_input_names
         pad = tokenizer.pad_token_id or 0
         for at in range(0, len(order), self.batch_size):
+            cancel.raise_if_cancelled()
             picked = order[at : at + self.batch_size]
             width = len(rows[picked[0]])
             input_ids = np.full((len(picked), width), pad, dtype=np.int64)

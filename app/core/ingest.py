@@ -103,7 +103,10 @@ class _OpenFile:
 class IngestOptions:
     chunk_tokens: int = 200
     chunk_overlap: int = 40
-    batch_size: int | None = None  # chunks per embedding batch; None: the embedder's own
+    # chunks handed to the embedder at once (across files): it sorts them by length, so a
+    # wider window pads its forward batches less (64: 24% of the tokens were padding on
+    # the benchmark corpus; 256: 3%). Stop is still checked before each forward batch.
+    embed_window: int = 256
     queue_size: int = 8  # batches of chunks read ahead of the embedder: bounds memory
     extract_in_process: bool = True  # PDFs are parsed in a worker process (see extraction.py)
 
@@ -188,7 +191,7 @@ class Ingestor:
         self._page_reader = PageReader(
             use_process=self.options.extract_in_process, chunker=self._chunker
         )
-        self._batch = self.options.batch_size or self.embedder.batch_size  # 256 on a GPU
+        self._batch = max(self.options.embed_window, 1)
         reader.start()
         open_files: dict[int, _OpenFile] = {}
         pending: list[tuple[int, Chunk]] = []
@@ -215,7 +218,7 @@ class Ingestor:
                     f.buffered += len(msg.chunks)
                     pending.extend((msg.i, c) for c in msg.chunks)
                     while len(pending) >= self._batch:
-                        yield from self._flush(pending[: self._batch], open_files, run)
+                        yield from self._flush(pending[: self._batch], open_files, run, cancel)
                         del pending[: self._batch]
                         yield from self._commit_ended(open_files, run)
                         cancel.raise_if_cancelled()
@@ -238,11 +241,11 @@ class Ingestor:
                     yield FileDone(msg.path, msg.status, chunks=msg.chunks, error=msg.error)
                 # Small files: embed what is waiting when the reader has nothing more right now.
                 if pending and messages.empty():
-                    yield from self._flush(pending, open_files, run)
+                    yield from self._flush(pending, open_files, run, cancel)
                     pending.clear()
                     yield from self._commit_ended(open_files, run)
             if pending:
-                yield from self._flush(pending, open_files, run)
+                yield from self._flush(pending, open_files, run, cancel)
                 pending.clear()
             yield from self._commit_ended(open_files, run)
         except Cancelled:
@@ -262,14 +265,18 @@ class Ingestor:
             self._page_reader.close()
 
     def _flush(
-        self, batch: list[tuple[int, Chunk]], open_files: dict[int, _OpenFile], run: _Run
+        self,
+        batch: list[tuple[int, Chunk]],
+        open_files: dict[int, _OpenFile],
+        run: _Run,
+        cancel: CancelToken,
     ) -> Iterator[IngestEvent]:
         live = [(i, c) for i, c in batch if i in open_files]
         if not live:
             return
         with run.timed("embedding"):
             vectors = self.embedder.embed_tokens(
-                [c.ids for _, c in live], [c.text for _, c in live]
+                [c.ids for _, c in live], [c.text for _, c in live], cancel
             )
         by_file: dict[int, list[tuple[int, ChunkRecord]]] = {}
         for row, (i, c) in enumerate(live):

@@ -114,3 +114,33 @@ def test_token_ids_longer_than_the_model_reads_are_cut_as_encode_cuts_text(token
     from_text = embedder.embed([_text(400)])  # encode() truncates to max_seq_length
     cosine = float(np.sum(from_ids * from_text) / np.linalg.norm(from_text))
     assert cosine > 0.998, cosine
+
+
+class _CancelAfter:
+    """A CancelToken that turns cancelled after `checks` checks: where the embedder looks."""
+
+    def __init__(self, checks: int) -> None:
+        self.left = checks
+
+    def raise_if_cancelled(self) -> None:
+        from app.core.cancel import Cancelled
+
+        if self.left == 0:
+            raise Cancelled()
+        self.left -= 1
+
+
+def test_stop_is_checked_between_forward_batches_of_one_call(tokenizer, embedder):
+    # The ingester hands the embedder 256 chunks at a time (less padding), ~4 s on 2 cores:
+    # Stop must not wait for all of them.
+    from app.core.cancel import Cancelled
+
+    pages = [Page(1, _text(900))]
+    chunks = list(chunk_pages(pages, tokenizer, max_tokens=32, overlap=0))
+    batches = -(-len(chunks) // embedder.batch_size)
+    assert batches >= 3
+    ids, texts = [c.ids for c in chunks], [c.text for c in chunks]
+    with pytest.raises(Cancelled):
+        embedder.embed_tokens(ids, texts, _CancelAfter(batches - 1))  # the last batch: stop
+    done = embedder.embed_tokens(ids, texts, _CancelAfter(batches))  # never asked to stop
+    assert done.shape == (len(chunks), embedder.dimensions)

@@ -230,7 +230,7 @@ def test_ten_thousand_small_files(tmp_path, embedder):
     (tmp_path / "home").mkdir()
     lib = Library(tmp_path / "home")
     started = time.perf_counter()
-    got, events = run_ingest(lib, embedder, [folder], batch_size=256)
+    got, events = run_ingest(lib, embedder, [folder], embed_window=256)
     seconds = time.perf_counter() - started
     print(f"\n10,000 small files ingested in {seconds:.1f} s")
     assert len(got) == 10_000 and {s for s, _ in got.values()} == {"added"}
@@ -318,7 +318,7 @@ def test_a_200_mb_text_file_through_the_real_pipeline_is_memory_bounded(
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     cancel = CancelToken()
-    ingestor = Ingestor(lib, embedder, IngestOptions(batch_size=32))
+    ingestor = Ingestor(lib, embedder, IngestOptions(embed_window=32))
     started = time.perf_counter()
     embedded = 0
     for event in ingestor.run([str(big_text)], cancel):
