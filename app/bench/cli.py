@@ -47,6 +47,18 @@ def add_arguments(p) -> None:
     )
     g.add_argument("--chunk-tokens", type=int, metavar="N", help="passage size (default: setting)")
     g.add_argument("--chunk-overlap", type=int, metavar="N", help="overlap (default: setting)")
+    g.add_argument(
+        "--embed-window",
+        type=int,
+        metavar="N",
+        help="chunks handed to the embedder at once (default: 256)",
+    )
+    g.add_argument(
+        "--embed-batch",
+        type=int,
+        metavar="N",
+        help="rows per forward pass (default: 16 CPU, 256 GPU)",
+    )
     g = p.add_argument_group("retrieval")
     g.add_argument("--library", metavar="HOME", help="a CONFIDANT_HOME to search (read only)")
     g.add_argument("--retrieval", action="store_true", help="search latency p50/p95")
@@ -165,7 +177,7 @@ def _library_parts(args, results: dict) -> None:
             model_dir = Path(args.embedder).expanduser()
         else:
             model_dir = embedder_path(settings) if settings else default_embedder_path()
-        embedder = Embedder(model_dir, cpu_bf16=not args.embed_fp32)
+        embedder = Embedder(model_dir, batch_size=args.embed_batch, cpu_bf16=not args.embed_fp32)
         library = None
         # What the measured library holds (a --library may be a synthetic one built earlier).
         vectors = f"the library at {home}" if args.library else "ingested documents"
@@ -220,11 +232,14 @@ def _ingest_options(args):
     from app.core.ingest import IngestOptions
 
     defaults = Settings()
-    return IngestOptions(
+    options = IngestOptions(
         chunk_tokens=defaults.chunk_tokens if args.chunk_tokens is None else args.chunk_tokens,
         chunk_overlap=defaults.chunk_overlap if args.chunk_overlap is None else args.chunk_overlap,
         extract_in_process=not args.extract_in_thread,
     )
+    if args.embed_window:
+        options.embed_window = args.embed_window
+    return options
 
 
 def _precision(embedder) -> str:

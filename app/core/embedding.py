@@ -162,7 +162,8 @@ class Embedder:
 
         tokenizer = model.tokenizer
         head, tail = self._frame
-        room = int(model.max_seq_length) - len(head) - len(tail)  # encode() truncates the same
+        limit = int(model.max_seq_length)
+        room = limit - len(head) - len(tail)  # encode() truncates the same
         rows = [[*head, *list(x)[:room], *tail] for x in ids]
         order = sorted(range(len(rows)), key=lambda r: -len(rows[r]))
         with_types = "token_type_ids" in tokenizer.model_input_names
@@ -170,7 +171,9 @@ class Embedder:
         for at in range(0, len(order), self.batch_size):
             cancel.raise_if_cancelled()
             picked = order[at : at + self.batch_size]
-            width = len(rows[picked[0]])
+            # Widths in steps of 16: oneDNN keeps a compiled kernel and its buffers per input
+            # shape, and one width per row length grew the process ~350 MB over a large corpus.
+            width = min(-(-len(rows[picked[0]]) // 16) * 16, limit)
             input_ids = np.full((len(picked), width), pad, dtype=np.int64)
             mask = np.zeros((len(picked), width), dtype=np.int64)
             for j, r in enumerate(picked):
