@@ -339,6 +339,33 @@ def test_a_200_mb_text_file_through_the_real_pipeline_is_memory_bounded(
     lib.close()
 
 
+def test_stop_lands_between_forward_passes_of_one_embedding_window(embedder, tmp_path):
+    """The ingester hands the embedder a wide window (less padding); Stop must not wait for it:
+    after the cancel, no further forward pass starts, and the file is left cancelled."""
+    doc = tmp_path / "long.txt"
+    doc.write_text(" ".join(f"clause{i} of the lease agreement" for i in range(12_000)))
+    (tmp_path / "home").mkdir()
+    lib = Library(tmp_path / "home")
+    cancel = CancelToken()
+    passes = {"before": 0, "after": 0}
+
+    def count(_module, _args):
+        passes["after" if cancel.cancelled else "before"] += 1
+        if passes["before"] == 2:
+            cancel.cancel()  # from inside the second pass, as a Stop click would land
+
+    hook = embedder.load().register_forward_pre_hook(count)
+    try:
+        ingestor = Ingestor(lib, embedder, IngestOptions(embed_window=100_000))
+        done = [e for e in ingestor.run([str(doc)], cancel) if isinstance(e, FileDone)]
+    finally:
+        hook.remove()
+    assert passes == {"before": 2, "after": 0}
+    assert [e.status for e in done] == ["cancelled"]
+    assert lib.chunk_count() == 0 and lib.verify() == []
+    lib.close()
+
+
 # --------------------------------------------------------------------------- one library, one app
 def cli(capsys, *argv):
     from app.cli import main
