@@ -164,7 +164,7 @@ class Embedder:
         head, tail = self._frame
         limit = int(model.max_seq_length)
         room = limit - len(head) - len(tail)  # encode() truncates the same
-        rows = [[*head, *list(x)[:room], *tail] for x in ids]
+        rows = [[*head, *x[:room], *tail] for x in ids]
         order = sorted(range(len(rows)), key=lambda r: -len(rows[r]))
         with_types = "token_type_ids" in tokenizer.model_input_names
         pad = tokenizer.pad_token_id or 0

@@ -108,7 +108,7 @@ class IngestOptions:
     # 18-24% of the tokens computed were padding; 256 in passes of 16: 3%). Stop is still
     # checked before each forward pass.
     embed_window: int = 256
-    queue_size: int = 8  # batches of chunks read ahead of the embedder: bounds memory
+    queue_size: int = 8  # windows of chunks read ahead of the embedder: bounds memory
     extract_in_process: bool = True  # PDFs are parsed in a worker process (see extraction.py)
 
 
@@ -192,7 +192,7 @@ class Ingestor:
         self._page_reader = PageReader(
             use_process=self.options.extract_in_process, chunker=self._chunker
         )
-        self._batch = max(self.options.embed_window, 1)
+        self._window = max(self.options.embed_window, 1)
         reader.start()
         open_files: dict[int, _OpenFile] = {}
         pending: list[tuple[int, Chunk]] = []
@@ -218,9 +218,9 @@ class Ingestor:
                     f.pages = msg.pages
                     f.buffered += len(msg.chunks)
                     pending.extend((msg.i, c) for c in msg.chunks)
-                    while len(pending) >= self._batch:
-                        yield from self._flush(pending[: self._batch], open_files, run, cancel)
-                        del pending[: self._batch]
+                    while len(pending) >= self._window:
+                        yield from self._flush(pending[: self._window], open_files, run, cancel)
+                        del pending[: self._window]
                         yield from self._commit_ended(open_files, run)
                         cancel.raise_if_cancelled()
                 elif isinstance(msg, _End):
@@ -365,10 +365,10 @@ class Ingestor:
             for chunks, n in source:
                 pages += n
                 batch.extend(chunks)
-                while len(batch) >= self._batch:
-                    if not put(_Chunks(i, batch[: self._batch], pages)):
+                while len(batch) >= self._window:
+                    if not put(_Chunks(i, batch[: self._window], pages)):
                         return False
-                    batch = batch[self._batch :]
+                    batch = batch[self._window :]
             if batch and not put(_Chunks(i, batch, pages)):
                 return False
             return put(_End(i, pages))

@@ -230,7 +230,7 @@ def test_ten_thousand_small_files(tmp_path, embedder):
     (tmp_path / "home").mkdir()
     lib = Library(tmp_path / "home")
     started = time.perf_counter()
-    got, events = run_ingest(lib, embedder, [folder], embed_window=256)
+    got, events = run_ingest(lib, embedder, [folder])
     seconds = time.perf_counter() - started
     print(f"\n10,000 small files ingested in {seconds:.1f} s")
     assert len(got) == 10_000 and {s for s, _ in got.values()} == {"added"}
