@@ -59,6 +59,12 @@ def add_arguments(p) -> None:
         metavar="N",
         help="rows per forward pass (default: 16 CPU, 256 GPU)",
     )
+    g.add_argument(
+        "--embed-streams",
+        type=int,
+        metavar="N",
+        help="forward passes at once on the CPU, each with its share of the threads (default: 2)",
+    )
     g = p.add_argument_group("retrieval")
     g.add_argument("--library", metavar="HOME", help="a CONFIDANT_HOME to search (read only)")
     g.add_argument("--retrieval", action="store_true", help="search latency p50/p95")
@@ -177,7 +183,12 @@ def _library_parts(args, results: dict) -> None:
             model_dir = Path(args.embedder).expanduser()
         else:
             model_dir = embedder_path(settings) if settings else default_embedder_path()
-        embedder = Embedder(model_dir, batch_size=args.embed_batch, cpu_bf16=not args.embed_fp32)
+        embedder = Embedder(
+            model_dir,
+            batch_size=args.embed_batch,
+            cpu_bf16=not args.embed_fp32,
+            cpu_streams=args.embed_streams,
+        )
         library = None
         # What the measured library holds (a --library may be a synthetic one built earlier).
         vectors = f"the library at {home}" if args.library else "ingested documents"
@@ -194,6 +205,7 @@ def _library_parts(args, results: dict) -> None:
             ingest_d = ingest.as_dict()
             ingest_d["embed_precision"] = _precision(embedder)
             ingest_d["embed_device"] = embedder.device
+            ingest_d["embed_streams"] = embedder.streams
             ingest_d["extraction"] = "thread" if args.extract_in_thread else "process"
             ingest_d["vectors"] = "this process" if args.vectors_in_process else "own process"
             results["ingest"] = ingest_d
@@ -284,7 +296,11 @@ def format_ingest(d: dict) -> str:
             ("pages/s", f"{d['pages_per_s']:.2f}"),
             ("chunks/s", f"{d['chunks_per_s']:.2f}"),
             ("peak RSS", f"{d['peak_rss_mb']:.0f} MB (process + workers)"),
-            ("embeddings", f"{d.get('embed_precision', '?')} on {d.get('embed_device', '?')}"),
+            (
+                "embeddings",
+                f"{d.get('embed_precision', '?')} on {d.get('embed_device', '?')}, "
+                f"{d.get('embed_streams', '?')} stream(s)",
+            ),
             ("PDF parsing", d.get("extraction", "?")),
             ("Chroma", d.get("vectors", "?")),
             ("its thread", ", ".join(f"{k} {v:.2f} s" for k, v in d.get("stages", {}).items())),
