@@ -1,4 +1,5 @@
-"""Sentence embeddings with sentence-transformers: loaded lazily, batched, on the GPU if any.
+"""Sentence embeddings with sentence-transformers: loaded lazily, batched, on the GPU if any (in
+streams of their own threads on the CPU).
 
 The model is loaded from a local folder only (the embedded all-MiniLM-L6-v2 by default); nothing is
 ever fetched from a hub.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -18,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from app.core.cancel import NEVER, CancelToken
+
+log = logging.getLogger(__name__)
 
 
 class EmbedderError(Exception):
@@ -211,23 +215,25 @@ class Embedder:
             out[picked] = vectors.cpu().numpy()
 
         step = self.batch_size
-        self._run([(forward, order[at : at + step]) for at in range(0, len(order), step)], cancel)
+        self._run(forward, [order[at : at + step] for at in range(0, len(order), step)], cancel)
         return out
 
-    def _run(self, passes: list[tuple[Callable, list[int]]], cancel: CancelToken) -> None:
-        """Run each (forward, rows) pass, `self.streams` at a time; Stop is checked before each
+    def _run(
+        self, forward: Callable[[list[int]], None], passes: list[list[int]], cancel: CancelToken
+    ) -> None:
+        """forward(rows) for each pass, `self.streams` at a time; Stop is checked before each
         pass starts, and the call returns only when no pass is running any more."""
 
-        def guarded(forward: Callable, picked: list[int]) -> None:
+        def guarded(picked: list[int]) -> None:
             cancel.raise_if_cancelled()
             forward(picked)
 
         pool = self._stream_pool()
         if pool is None:
-            for forward, picked in passes:
-                guarded(forward, picked)
+            for picked in passes:
+                guarded(picked)
             return
-        futures = [pool.submit(guarded, forward, picked) for forward, picked in passes]
+        futures = [pool.submit(guarded, picked) for picked in passes]
         wait(futures)  # a Cancelled pass makes the rest return at once: none left running
         for future in futures:
             future.result()  # the first Cancelled or error, raised here
@@ -240,7 +246,11 @@ class Embedder:
             return None
         with self._lock:
             if self._pool is None:
-                self._pool = _torch_thread_pool(streams)
+                try:
+                    self._pool = _torch_thread_pool(streams)
+                except threading.BrokenBarrierError:
+                    log.warning("embedding streams did not start; embedding in one stream")
+                    self._cpu_streams = 1
         return self._pool
 
     def embed_query(self, text: str) -> np.ndarray:
@@ -259,15 +269,24 @@ def _torch_thread_pool(streams: int) -> ThreadPoolExecutor:
     started = threading.Barrier(streams + 1)
 
     def start() -> None:
-        torch.get_num_threads()  # the thread's first call: takes the default now, not later
-        torch.set_num_threads(each)
+        try:
+            torch.get_num_threads()  # the thread's first call: takes the default now, not later
+            torch.set_num_threads(each)
+        except BaseException:
+            started.abort()  # the caller gives up at once rather than waiting for this thread
+            raise
         started.wait()
 
     pool = ThreadPoolExecutor(streams, thread_name_prefix="embed-stream", initializer=start)
-    for _ in range(streams):
-        pool.submit(lambda: None)  # no worker is idle yet, so each task starts one
-    started.wait()
-    torch.set_num_threads(default)
+    try:
+        for _ in range(streams):
+            pool.submit(lambda: None)  # no worker is idle yet, so each task starts one
+        started.wait(timeout=60)  # raises BrokenBarrierError if a thread failed or hung
+    except threading.BrokenBarrierError:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        torch.set_num_threads(default)
     return pool
 
 

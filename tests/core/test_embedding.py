@@ -118,3 +118,27 @@ def test_the_cpu_threads_are_shared_out_two_to_a_stream(embedder, monkeypatch, t
     monkeypatch.setattr(embedder, "_cpu_streams", None)
     monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
     assert embedder.streams == streams
+
+
+def test_streams_that_cannot_start_leave_one_stream_not_a_hang(monkeypatch):
+    real = torch.set_num_threads
+
+    def refuse_in_streams(n: int) -> None:
+        if threading.current_thread().name.startswith("embed-stream"):
+            raise RuntimeError("no threads for you")
+        real(n)
+
+    monkeypatch.setattr(torch, "set_num_threads", refuse_in_streams)
+    e = Embedder(default_embedder_path(), device="cpu", cpu_streams=2)
+    texts = _chunks(40)
+    names = set()
+    hook = e.load().register_forward_pre_hook(
+        lambda _m, _a: names.add(threading.current_thread().name)
+    )
+    try:
+        vectors = e.embed_tokens(_ids(e, texts), texts)
+    finally:
+        hook.remove()
+    assert e.streams == 1 and names == {threading.current_thread().name}
+    assert vectors.shape == (40, e.dimensions)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
