@@ -63,7 +63,8 @@ def add_arguments(p) -> None:
         "--embed-streams",
         type=int,
         metavar="N",
-        help="forward passes at once on the CPU, each with its share of the threads (default: 2)",
+        help="forward passes at once on the CPU, each with its share of the threads "
+        "(default: one a core on 2-3 cores, else 2 threads each, at most 8)",
     )
     g = p.add_argument_group("retrieval")
     g.add_argument("--library", metavar="HOME", help="a CONFIDANT_HOME to search (read only)")

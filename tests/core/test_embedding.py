@@ -31,6 +31,18 @@ def _ids(embedder: Embedder, texts: list[str]) -> list[list[int]]:
     return [embedder.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
 
 
+def _embed_watching_threads(embedder: Embedder, texts: list[str]):
+    """embed_tokens(texts), and the names of the threads its forward passes ran on."""
+    names = set()
+    hook = embedder.load().register_forward_pre_hook(
+        lambda _m, _a: names.add(threading.current_thread().name)
+    )
+    try:
+        return embedder.embed_tokens(_ids(embedder, texts), texts), names
+    finally:
+        hook.remove()
+
+
 def test_two_streams_run_passes_on_their_own_threads_and_give_the_same_vectors(
     two_streams, embedder
 ):
@@ -99,15 +111,7 @@ def test_stop_in_one_stream_lets_no_pass_start_and_returns_when_none_runs(two_st
 
 def test_one_stream_runs_passes_on_the_calling_thread():
     one = Embedder(default_embedder_path(), device="cpu", cpu_streams=1)
-    texts = _chunks(48)
-    names = set()
-    hook = one.load().register_forward_pre_hook(
-        lambda _m, _a: names.add(threading.current_thread().name)
-    )
-    try:
-        one.embed_tokens(_ids(one, texts), texts)
-    finally:
-        hook.remove()
+    _, names = _embed_watching_threads(one, _chunks(48))
     assert one.streams == 1 and names == {threading.current_thread().name}
 
 
@@ -130,15 +134,7 @@ def test_streams_that_cannot_start_leave_one_stream_not_a_hang(monkeypatch):
 
     monkeypatch.setattr(torch, "set_num_threads", refuse_in_streams)
     e = Embedder(default_embedder_path(), device="cpu", cpu_streams=2)
-    texts = _chunks(40)
-    names = set()
-    hook = e.load().register_forward_pre_hook(
-        lambda _m, _a: names.add(threading.current_thread().name)
-    )
-    try:
-        vectors = e.embed_tokens(_ids(e, texts), texts)
-    finally:
-        hook.remove()
+    vectors, names = _embed_watching_threads(e, _chunks(40))
     assert e.streams == 1 and names == {threading.current_thread().name}
     assert vectors.shape == (40, e.dimensions)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
