@@ -31,8 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command")
 
-    s = sub.add_parser("ingest", help="add files or folders to the library")
-    s.add_argument("paths", nargs="+")
+    s = sub.add_parser(
+        "ingest",
+        help="add files or folders to the library (with none: finish what an earlier run left)",
+    )
+    s.add_argument("paths", nargs="*")
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("search", help="find passages")
@@ -134,8 +137,18 @@ def cmd_ingest(services, args) -> int:
     files, seconds, total, finished = [], 0.0, 0, None
     token = CancelToken()
     progress = _Progress(enabled=not args.json)
+    ingestor = services.ingestor()
+    given = [str(p) for p in args.paths]
+    earlier = [p for p in ingestor.resumable() if p not in given]
+    for path in earlier:
+        progress.line(f"picking up '{path}' (asked for earlier, not finished)")
+    if not given and not earlier:
+        print("confidant: nothing left to add. Name files or folders to add.", file=sys.stderr)
+        return EXIT_OK
+    services.ingest_queue.add(given)
+    paths = given + earlier
     try:
-        for event in services.ingestor().run(args.paths, token):
+        for event in ingestor.run(paths, token):
             if isinstance(event, IngestStarted):
                 total = event.total
                 for path in event.interrupted:
@@ -147,6 +160,7 @@ def cmd_ingest(services, args) -> int:
                 finished, seconds = event, event.seconds
     except KeyboardInterrupt:
         token.cancel()
+        services.ingest_queue.discard(paths)  # stopped on purpose: not picked up next time
         print("confidant: ingestion stopped; files already added are kept.", file=sys.stderr)
         return 130
     failed = any(f.status == "failed" for f in files)

@@ -16,6 +16,7 @@ from app.core.embedding import Embedder
 from app.core.gguf_check import ModelFileError
 from app.core.history import ChatHistory
 from app.core.ingest import IngestOptions, Ingestor
+from app.core.ingest_queue import IngestQueue
 from app.core.library import Library
 from app.core.llm import LlamaEngine
 from app.core.llm_process import EngineProcess
@@ -45,6 +46,7 @@ class Services:
         self._embedder: Embedder | None = None
         self._engine: LlamaEngine | EngineProcess | None = None
         self._history: ChatHistory | None = None
+        self.ingest_queue = IngestQueue(self.home)  # survives a closed window or a crash
 
     @property
     def library(self) -> Library:
@@ -76,6 +78,7 @@ class Services:
             self.library,
             self.embedder,
             IngestOptions(chunk_tokens=s.chunk_tokens, chunk_overlap=s.chunk_overlap),
+            self.ingest_queue,
         )
 
     def chat(self) -> ChatSession:

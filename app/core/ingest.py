@@ -33,6 +33,7 @@ from app.core.events import (
     IngestStarted,
 )
 from app.core.extraction import PageReader, chunk_batches
+from app.core.ingest_queue import IngestQueue
 from app.core.library import ChunkRecord, Library
 from app.core.walk import expand
 
@@ -139,10 +140,27 @@ class _Run:
 class Ingestor:
     """Adds files to a Library. One run at a time (the ingestion lane)."""
 
-    def __init__(self, library: Library, embedder: Embedder, options: IngestOptions | None = None):
+    def __init__(
+        self,
+        library: Library,
+        embedder: Embedder,
+        options: IngestOptions | None = None,
+        ingest_queue: IngestQueue | None = None,
+    ):
         self.library = library
         self.embedder = embedder
         self.options = options or IngestOptions()
+        # requests not yet finished (see ingest_queue.py); a run that ends takes its paths out
+        self.ingest_queue = ingest_queue
+
+    def resumable(self) -> list[str]:
+        """What an earlier session asked for and did not finish: the queue's paths, then
+        documents a re-index reset or a crash left half-done. Paths that no longer exist are
+        left out (a file deleted since was not going to be added). Call it before run(), which
+        reports the half-done ones as it cleans them up."""
+        queued = self.ingest_queue.paths() if self.ingest_queue is not None else []
+        wanted = dict.fromkeys(queued + self.library.unfinished())
+        return [p for p in wanted if os.path.exists(p)]
 
     def run(self, paths: Sequence[str | os.PathLike], cancel: CancelToken) -> Iterator[IngestEvent]:
         started = time.perf_counter()
@@ -156,6 +174,8 @@ class Ingestor:
             yield FileDone(problem.path, "failed", error=problem.message)
         if files:
             yield from self._pipeline(files, cancel, run)
+        if self.ingest_queue is not None and not cancel.cancelled:
+            self.ingest_queue.discard(str(p) for p in paths)
         yield IngestFinished(
             counts=run.counts,
             seconds=time.perf_counter() - started,

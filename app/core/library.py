@@ -239,6 +239,17 @@ class Library:
         return [DocumentRow(*r) for r in rows]
 
     @_turns
+    def unfinished(self) -> list[str]:
+        """Paths of documents a run meant to (re)read and did not finish: a version half-written
+        when the process died (before recover(); 'interrupted' after it, if none is live), or
+        reset by a re-index and not read again yet ('queued')."""
+        rows = self._db.execute(
+            "SELECT path FROM documents WHERE status != 'removing' AND (pending IS NOT NULL "
+            "OR (hash IS NULL AND status IN ('queued', 'interrupted'))) ORDER BY path"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    @_turns
     def document(self, path: str) -> DocumentRow | None:
         row = self._db.execute(
             "SELECT id, path, hash, pending, size, mtime, status, error, chunks, pages "
