@@ -6,8 +6,8 @@ drop, a CLI argument) and comes out when the run that read it has finished, or w
 presses Stop. It is a small JSON list in the data dir, replaced atomically on every change,
 so the window can write it from its own thread without waiting on the library.
 
-A path asked for twice is kept twice and leaves once per finished run: a second request
-waiting behind the first is not forgotten when the first finishes.
+A path asked for again while queued is kept once: the run that reads it answers both requests
+(runs killed before finishing do not pile up copies).
 """
 
 from __future__ import annotations
@@ -32,23 +32,24 @@ class IngestQueue:
         self._paths = self._read()
 
     def paths(self) -> list[str]:
-        """Each queued path once, oldest request first."""
+        """The queued paths, oldest request first."""
         with self._lock:
-            return list(dict.fromkeys(self._paths))
+            return list(self._paths)
 
     def add(self, paths: Iterable[str | os.PathLike]) -> None:
         with self._lock:
-            self._paths.extend(str(p) for p in paths)
-            self._write()
+            new = [p for p in dict.fromkeys(str(p) for p in paths) if p not in self._paths]
+            if new:
+                self._paths.extend(new)
+                self._write()
 
     def discard(self, paths: Iterable[str | os.PathLike]) -> None:
-        """Take one request for each of `paths` out (paths not queued are ignored)."""
+        """Take `paths` out (paths not queued are ignored)."""
         with self._lock:
-            before = len(self._paths)
-            for p in paths:
-                with contextlib.suppress(ValueError):
-                    self._paths.remove(str(p))
-            if len(self._paths) != before:
+            gone = {str(p) for p in paths}
+            kept = [p for p in self._paths if p not in gone]
+            if len(kept) != len(self._paths):
+                self._paths = kept
                 self._write()
 
     def clear(self) -> None:

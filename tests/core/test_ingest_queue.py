@@ -11,16 +11,16 @@ import stat
 from app.core.ingest_queue import FILE_NAME, IngestQueue
 
 
-def test_requests_survive_a_restart_and_leave_once_each(tmp_path):
+def test_requests_survive_a_restart_and_leave_when_read(tmp_path):
     queue = IngestQueue(tmp_path)
     queue.add(["/docs/a.pdf", "/docs/folder"])
-    queue.add(["/docs/a.pdf"])  # asked again while the first request waits
+    queue.add(["/docs/a.pdf", "/docs/b.txt"])  # asked again (a killed run, a second drop)
 
     again = IngestQueue(tmp_path)  # the next start
-    assert again.paths() == ["/docs/a.pdf", "/docs/folder"]
-    again.discard(["/docs/a.pdf", "/docs/never-queued.txt"])
-    assert again.paths() == ["/docs/folder", "/docs/a.pdf"]  # the second request is still owed
-    again.discard(["/docs/a.pdf"])
+    assert again.paths() == ["/docs/a.pdf", "/docs/folder", "/docs/b.txt"]
+    again.discard(["/docs/a.pdf", "/docs/never-queued.txt"])  # one run reads it for both asks
+    assert IngestQueue(tmp_path).paths() == ["/docs/folder", "/docs/b.txt"]
+    again.discard(["/docs/b.txt"])
     assert IngestQueue(tmp_path).paths() == ["/docs/folder"]
     again.clear()
     assert IngestQueue(tmp_path).paths() == []

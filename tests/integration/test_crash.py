@@ -206,6 +206,7 @@ def test_sigkill_at_random_moments_loses_nothing(lab):
         final = server.run(home, "ingest", str(lab["docs"]))
         assert final["rc"] == 0, final["stderr"]
         assert resumed_paths(final["stderr"]) == interrupted
+        assert json.loads((home / "ingest-queue.json").read_text()) == []  # all asks answered
         resumed_total += len(interrupted)
         assert_same_library(server.snapshot(home), want)
         survived = kills
