@@ -66,6 +66,13 @@ class LibrarySnapshot:
 
 
 @dataclass(frozen=True)
+class Resuming:
+    """An earlier session's unfinished requests are being picked up (see ingest_queue.py)."""
+
+    paths: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class IngestBlocked:
     """Ingestion refused to start (the library was made with another embedding model)."""
 
@@ -244,6 +251,18 @@ class IngestLane(Lane):
     def ingest(self, paths: Sequence[str]) -> Job:
         paths = [str(p) for p in paths]
         return self.submit("ingest", lambda job: self._ingest(paths, job), paths=paths)
+
+    def resume(self) -> Job:
+        """Finish what an earlier session asked for and did not (closed mid-ingest, crashed,
+        re-index cut short); a job that ends at once if nothing is left."""
+
+        def work(job: Job) -> Iterator[object]:
+            paths = self.services.ingestor().resumable()
+            if paths:
+                yield Resuming(tuple(paths))
+                yield from self._ingest(paths, job)
+
+        return self.submit("ingest", work, paths=[], resume=True)
 
     def remove(self, paths: Sequence[str]) -> Job:
         paths = [str(p) for p in paths]

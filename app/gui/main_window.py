@@ -48,6 +48,7 @@ from app.gui.lanes import (
     ModelLane,
     ModelLoading,
     ModelReady,
+    Resuming,
 )
 from app.gui.library_view import LibraryView
 from app.gui.resources import icon
@@ -280,6 +281,8 @@ class MainWindow(QMainWindow):
         self._set_model_status("Loading model…")
         self.model_lane.preload()
         self.ingest_lane.warm_up()
+        self._ingest = {"done": 0, "total": 0, "started": time.monotonic(), "counts": {}}
+        self.ingest_lane.resume()
 
     # ================================================================== conversations
     def _refresh_conversations(self) -> None:
@@ -490,12 +493,14 @@ class MainWindow(QMainWindow):
         paths = [str(p) for p in paths]
         if not self.ingest_lane.busy("ingest"):
             self._ingest = {"done": 0, "total": 0, "started": time.monotonic(), "counts": {}}
+        self.services.ingest_queue.add(paths)  # kept until read: a closed window resumes it
         self.library.mark_queued(paths)
         self._show_ingest_progress()
         return self.ingest_lane.ingest(paths)
 
     def cancel_ingest(self) -> None:
         self.ingest_lane.cancel_all("ingest")
+        self.services.ingest_queue.clear()  # stopped on purpose: not resumed at the next start
         self.library.progress_label.setText("Cancelling…")
 
     def remove_documents(self, paths: list[str]) -> None:
@@ -552,6 +557,13 @@ class MainWindow(QMainWindow):
             self._show_ingest_progress()
         elif isinstance(event, IngestFinished):
             pass
+        elif isinstance(event, Resuming):
+            self.library.mark_queued(list(event.paths))
+            self._show_ingest_progress()
+            n = len(event.paths)
+            self.statusBar().showMessage(
+                f"Picking up {n} item{'s' if n != 1 else ''} left unfinished last time.", 10000
+            )
         elif isinstance(event, IngestBlocked):
             self._offer_reindex(event.message)
 

@@ -272,6 +272,54 @@ def test_conversation_survives_restart(qtbot, make_window, home, tmp_path, shots
     assert again.conversations.titles() == []
 
 
+def _hold_ingest_lane(window):
+    """A job that keeps the ingest lane busy until the window cancels it (closing or Stop), so
+    what is dropped next is still waiting when that happens."""
+
+    def work(job):
+        while not job.cancel.cancelled:
+            time.sleep(0.01)
+        return
+        yield
+
+    return window.ingest_lane.submit("ingest", work)
+
+
+def test_closing_mid_ingest_resumes_at_the_next_start(qtbot, make_window, home, tmp_path, shots):
+    pdf, notes = _docs(tmp_path / "docs")
+    window = make_window(home)
+    _hold_ingest_lane(window)
+    drop_files(window, [pdf, notes])
+    assert status_of(window, pdf) == "queued"
+    window.close()  # the dropped files were never read
+    assert window.services.library.documents() == []
+
+    again = make_window(home)
+    again.start_background_work()  # as at launch
+    qtbot.waitUntil(lambda: "left unfinished" in again.statusBar().currentMessage(), timeout=LONG)
+    assert again.statusBar().currentMessage().startswith("Picking up 2 items")
+    wait_ingested(qtbot, again, [pdf, notes])
+    assert again.services.ingest_queue.paths() == []
+    shot(again, shots, "12-resumed")
+
+
+def test_stop_forgets_what_was_waiting(qtbot, make_window, home, tmp_path):
+    _pdf, notes = _docs(tmp_path / "docs")
+    window = make_window(home)
+    _hold_ingest_lane(window)
+    drop_files(window, [notes])
+    assert window.services.ingest_queue.paths() == [str(notes)]
+    window.cancel_ingest()  # the Stop button
+    qtbot.waitUntil(lambda: not window.ingest_lane.busy("ingest"), timeout=LONG)
+    assert window.services.ingest_queue.paths() == []
+    window.close()
+
+    again = make_window(home)
+    again.start_background_work()
+    qtbot.waitUntil(lambda: not again.ingest_lane.busy(), timeout=LONG)
+    assert status_of(again, notes) == ""  # not resumed: the user stopped it
+
+
 def test_settings_round_trip(qtbot, make_window, home, tmp_path, monkeypatch, shots):
     from app.gui.settings_dialog import SettingsDialog
 
