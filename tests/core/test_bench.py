@@ -70,10 +70,12 @@ def test_hit_at_k_with_a_fake_searcher():
     assert asked == [5, 5, 5, 5]
 
 
-def test_the_qa_set_is_valid():
-    items = load_qa(QA)
-    assert len(items) >= 25
-    lines = [ln for ln in QA.read_text(encoding="utf-8").splitlines() if ln.strip()]
+@pytest.mark.parametrize("name,least", [("qa.jsonl", 25), ("qa-blind.jsonl", 50)])
+def test_the_qa_sets_are_valid(name, least):
+    path = QA.with_name(name)
+    items = load_qa(path)
+    assert len(items) >= least
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
     assert len(lines) == len(items)
     questions = set()
     for item in items:
@@ -82,6 +84,11 @@ def test_the_qa_set_is_valid():
         assert item["pages"] and all(isinstance(p, int) and p >= 1 for p in item["pages"])
         questions.add(item["question"])
     assert len(questions) == len(items)
+
+
+def test_the_blind_questions_are_not_the_tuning_questions():
+    tuned = {q["question"] for q in load_qa(QA)}
+    assert not tuned & {q["question"] for q in load_qa(QA.with_name("qa-blind.jsonl"))}
 
 
 def test_load_qa_names_a_missing_field(tmp_path):
