@@ -54,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("remove", help="remove documents from the library")
     s.add_argument("paths", nargs="+")
 
-    sub.add_parser("reindex", help="re-embed every document (after changing the embedding model)")
+    sub.add_parser(
+        "reindex",
+        help="re-read every document after a change of embedding model or passage size",
+    )
     sub.add_parser("doctor", help="versions, GPU support, models and data directory")
 
     s = sub.add_parser("bench", help="measure ingestion, retrieval and generation speed")
@@ -300,8 +303,7 @@ def cmd_remove(services, args) -> int:
 
 
 def cmd_reindex(services, args) -> int:
-    paths = [d.path for d in services.library.documents()]
-    services.library.reset()
+    paths = services.ingestor().start_reindex()
     args.paths, args.json = paths, False
     return cmd_ingest(services, args) if paths else EXIT_OK
 

@@ -48,6 +48,21 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+FIRST_CUT = (200, 40)  # the passage size and overlap every library was cut with at first
+
+
+def version_of(content_hash: str, chunk_tokens: int, chunk_overlap: int) -> str:
+    """A document version: its bytes and how they are cut into passages. A new passage size is
+    then a new version of every file, replaced one by one as if it had been edited, so the
+    library stays searchable while it is re-cut (and a run cut short leaves each document whole,
+    old cut or new). With the first cut it is the bytes' hash alone, as libraries made before
+    held it, so an update does not re-read them."""
+    if (chunk_tokens, chunk_overlap) == FIRST_CUT:
+        return content_hash
+    cut = f"{content_hash} cut {chunk_tokens}/{chunk_overlap}"
+    return hashlib.sha256(cut.encode()).hexdigest()
+
+
 # Messages from the reader thread to the writer (the generator's thread).
 @dataclass
 class _Begin:
@@ -102,8 +117,8 @@ class _OpenFile:
 
 @dataclass
 class IngestOptions:
-    chunk_tokens: int = 200
-    chunk_overlap: int = 40
+    chunk_tokens: int = FIRST_CUT[0]
+    chunk_overlap: int = FIRST_CUT[1]
     # chunks handed to the embedder at once (across files): it sorts them by length, so a
     # wider window pads its forward batches less (over the benchmark PDFs, 64 in one pass:
     # 18-24% of the tokens computed were padding; 256 in passes of 16: 3%). Stop is still
@@ -152,6 +167,19 @@ class Ingestor:
         self.options = options or IngestOptions()
         # requests not yet finished (see ingest_queue.py); a run that ends takes its paths out
         self.ingest_queue = ingest_queue
+
+    def start_reindex(self) -> list[str]:
+        """Prepare a re-index; returns the paths to run. Vectors of another embedding model are
+        forgotten first (two models' vectors cannot share a collection: the library is empty
+        until the run ends). With the same model (a new passage size) nothing is forgotten:
+        each document is replaced by its new cut as the run reaches it, searchable throughout.
+        The paths are queued, so a run cut short is finished by the next start."""
+        paths = [d.path for d in self.library.documents() if d.status != "removing"]
+        if self.library.embedder() not in (None, self.embedder.model_id):
+            self.library.reset()
+        if self.ingest_queue is not None:
+            self.ingest_queue.add(paths)
+        return paths
 
     def resumable(self) -> list[str]:
         """What an earlier session asked for and did not finish: the queue's paths, then
@@ -355,7 +383,9 @@ class Ingestor:
         try:
             st = path.stat()
             kind = sniff(path)  # refuse unsupported files before hashing them
-            version = file_hash(path)
+            version = version_of(
+                file_hash(path), self.options.chunk_tokens, self.options.chunk_overlap
+            )
         except DocumentError as exc:
             return put(_Outcome(i, name, exc.status, exc.message, size=_size(path)))
         except OSError as exc:

@@ -275,14 +275,12 @@ class IngestLane(Lane):
         return self.submit("remove", work, paths=paths)
 
     def reindex(self, settings=None) -> Job:
-        """Forget every vector, then read every known file again (with `settings` if given)."""
+        """Read every known file again (with `settings` if given): see Ingestor.start_reindex."""
 
         def work(job: Job) -> Iterator[object]:
-            library = self.services.library
-            paths = [d.path for d in library.documents()]
             if settings is not None:
                 self.services.apply_settings(settings)
-            library.reset()
+            paths = self.services.ingestor().start_reindex()
             yield self.snapshot()
             yield from self._ingest(paths, job)
 

@@ -643,7 +643,7 @@ class MainWindow(QMainWindow):
 
     def apply_settings(self, new) -> bool:
         """Save `new`; re-index (after asking) or reload the model when needed. False: not saved."""
-        from app.config import save_settings
+        from app.config import embedder_path, save_settings
 
         old = self.services.settings
         documents = self.ingest_lane.snapshot().documents
@@ -651,11 +651,16 @@ class MainWindow(QMainWindow):
         if reindex:
             n = len(documents)
             chunks = sum(d.chunks for d in documents)
+            what, meanwhile = (
+                ("the embedding model", "Search is unavailable until it finishes.")
+                if embedder_path(old) != embedder_path(new)
+                else ("the passage size", "Search keeps working meanwhile.")
+            )
             answer = QMessageBox.question(
                 self,
                 "Re-index the library?",
-                f"Changing the embedding model means re-reading all {n} document"
-                f"{'s' if n != 1 else ''} ({duration(chunks / 40)}). Re-index now?",
+                f"Changing {what} means re-reading all {n} document"
+                f"{'s' if n != 1 else ''} ({duration(chunks / 40)}). {meanwhile} Re-index now?",
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
                 QMessageBox.StandardButton.Cancel,
             )

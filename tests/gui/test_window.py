@@ -380,17 +380,21 @@ def test_changing_the_embedder_asks_before_reindexing(
     monkeypatch.setattr(QMessageBox, "question", staticmethod(cancel))
     new = window.services.settings.with_changes(chunk_tokens=120)
     assert not window.apply_settings(new)
-    assert "re-reading all 1 document" in asked[0] and "Re-index now?" in asked[0]
+    assert "Changing the passage size means re-reading all 1 document" in asked[0]
+    assert "Search keeps working meanwhile." in asked[0] and "Re-index now?" in asked[0]
     assert load_settings(home).chunk_tokens != 120  # nothing saved, nothing re-embedded
     assert status_of(window, notes) == "ready"
+    before = set(window.services.library.stored_chunk_ids())
 
     monkeypatch.setattr(
         QMessageBox, "question", staticmethod(lambda *a, **k: QMessageBox.StandardButton.Yes)
     )
     assert window.apply_settings(new)
     window.services._embedder = shared_embedder  # same model folder: keep the loaded one
+    qtbot.waitUntil(lambda: set(window.services.library.stored_chunk_ids()) != before, timeout=LONG)
     wait_ingested(qtbot, window, [notes])
     assert load_settings(home).chunk_tokens == 120
+    assert not set(window.services.library.stored_chunk_ids()) & before  # re-cut, old cut gone
 
 
 def test_second_window_is_refused_with_a_message(home, monkeypatch):

@@ -245,21 +245,33 @@ def test_a_crash_while_replacing_is_finished_by_the_next_run(lab, crash_at):
 @pytest.mark.parametrize("command", ["ingest", "reindex"])
 def test_a_killed_run_is_picked_up_by_an_ingest_naming_nothing(lab, command):
     """The request itself survives: `confidant ingest` with no paths finishes what a killed
-    `ingest DOCS` or `reindex` left (the window does the same at its next start)."""
+    `ingest DOCS`, or a killed `reindex` after a change of passage size, left (the window does
+    the same at its next start)."""
     server, tmp = lab["server"], lab["tmp"]
     write_docs(lab["docs"], original_files())
-    fresh = command == "ingest"
-    home = new_home(tmp / f"pick-up-{command}", None if fresh else lab["ref_a"])
-    argv = ["ingest", str(lab["docs"])] if fresh else ["reindex"]
+    if command == "ingest":
+        home, argv, want = new_home(tmp / "pick-up-ingest"), ["ingest", str(lab["docs"])], None
+        picked, verb = str(lab["docs"]), "added"
+    else:
+        recut = SETTINGS.replace("48", "40")
+        reference = new_home(tmp / "pick-up-reference")
+        (reference / "settings.toml").write_text(recut)
+        assert server.run(reference, "ingest", str(lab["docs"]))["rc"] == 0
+        want = server.snapshot(reference)
+        home, argv = new_home(tmp / "pick-up-reindex", lab["ref_a"]), ["reindex"]
+        (home / "settings.toml").write_text(recut)
+        picked, verb = str((lab["docs"] / "notes 0.txt").resolve()), "replaced"
     crash_at = {"target": "app.core.library:Library.commit_version", "when": "after", "n": 2}
     crashed = server.run(home, *argv, crash_at=crash_at)
     assert crashed["killed"], crashed["stderr"]
+    if command == "reindex":  # cut short, the re-cut library is still whole and searchable
+        listing = json.loads(server.run(home, "list", "--json")["stdout"])["documents"]
+        assert [d["status"] for d in listing] == ["ready"] * 8
     final = server.run(home, "ingest")
     assert final["rc"] == 0, final["stderr"]
-    picked = str(lab["docs"]) if fresh else str((lab["docs"] / "notes 0.txt").resolve())
     assert f"picking up '{picked}' (asked for earlier, not finished)" in final["stderr"]
-    assert "6 added" in final["stderr"] and "2 unchanged" in final["stderr"]
-    assert_same_library(server.snapshot(home), lab["want_a"])
+    assert f"6 {verb}" in final["stderr"] and "2 unchanged" in final["stderr"]
+    assert_same_library(server.snapshot(home), want or lab["want_a"])
     nothing = server.run(home, "ingest")
     assert nothing["rc"] == 0 and "nothing left to add" in nothing["stderr"]
 

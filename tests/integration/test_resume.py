@@ -1,6 +1,7 @@
 """Nothing asked for is forgotten: a run stopped by a closing window, or a re-index cut short,
 is finished by the next start (Ingestor.resumable), through the real embedder and Chroma, and
-ends with the same chunks as a run that was never stopped."""
+ends with the same chunks as a run that was never stopped. A new passage size re-cuts the
+library document by document, searchable throughout."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from app.core.cancel import CancelToken
 from app.core.events import FileDone
-from app.core.ingest import Ingestor
+from app.core.ingest import FIRST_CUT, IngestOptions, Ingestor, version_of
 from app.core.ingest_queue import IngestQueue
 from app.core.library import Library
 from tests.integration.test_bad_inputs import live_ids
@@ -93,4 +94,55 @@ def test_a_reindex_cut_short_is_finished_and_deleted_files_are_left_out(
     del want["notes.txt"]
     assert _by_name(live_ids(lib)) == want
     assert lib.verify() == []
+    lib.close()
+
+
+def test_a_version_is_the_bytes_and_the_cut_and_the_first_cut_keeps_old_versions():
+    h = "ab" * 32
+    assert version_of(h, *FIRST_CUT) == h  # libraries made before keep their versions
+    assert version_of(h, 120, 20) == version_of(h, 120, 20) != h
+    assert len({version_of(h, 120, 20), version_of(h, 120, 30), version_of(h, 300, 20)}) == 3
+
+
+def test_a_new_passage_size_recuts_each_document_in_turn_searchable_throughout(tmp_path, embedder):
+    docs = _docs(tmp_path / "docs")
+    smaller = IngestOptions(chunk_tokens=24, chunk_overlap=4)
+    (tmp_path / "reference").mkdir()
+    ref = Library(tmp_path / "reference")
+    list(Ingestor(ref, embedder, smaller).run([str(docs)], CancelToken()))
+    want = _by_name(live_ids(ref))
+    ref.close()
+
+    home = tmp_path / "home"
+    home.mkdir()
+    lib = Library(home)
+    list(Ingestor(lib, embedder, ingest_queue=IngestQueue(home)).run([str(docs)], CancelToken()))
+    old = _by_name(live_ids(lib))
+    assert set(old) == set(want) and all(old[n] != want[n] for n in old)
+
+    recut = Ingestor(lib, embedder, smaller, ingest_queue=IngestQueue(home))
+    closing = CancelToken()
+    statuses = []
+    for event in recut.run(recut.start_reindex(), closing):
+        if isinstance(event, FileDone):
+            statuses.append(event.status)
+            live = live_ids(lib)  # every document stays searchable, old cut or new
+            assert len(live) == 4 and all(live.values())
+            assert lib.keyword_search("archive room caretaker", 5)
+            closing.cancel()  # the app closes after the first document
+    assert statuses[0] == "replaced" and set(statuses[1:]) <= {"cancelled"}  # one in flight
+    middle = _by_name(live_ids(lib))
+    assert sorted(n for n in middle if middle[n] == want[n]) == ["minutes 0.pdf"]
+    assert sorted(n for n in middle if middle[n] == old[n]) == [
+        "minutes 1.pdf",
+        "minutes 2.pdf",
+        "notes.txt",
+    ]
+    lib.close()
+
+    lib = Library(home)  # the next start finishes the re-cut
+    again = Ingestor(lib, embedder, smaller, ingest_queue=IngestQueue(home))
+    list(again.run(again.resumable(), CancelToken()))
+    assert _by_name(live_ids(lib)) == want
+    assert lib.verify() == [] and again.resumable() == []
     lib.close()
