@@ -256,7 +256,13 @@ class EmptyState(QWidget):
         self.body.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.body.setWordWrap(True)
         self.body.setMaximumWidth(560)
-        layout.addWidget(self.body, 0, Qt.AlignmentFlag.AlignHCenter)
+        # Centred by stretches, not by an alignment flag: a layout item with an alignment
+        # ignores a wrapped label's height-for-width, and its lines were clipped.
+        body_row = QHBoxLayout()
+        body_row.addStretch(1)
+        body_row.addWidget(self.body, 100)
+        body_row.addStretch(1)
+        layout.addLayout(body_row)
         buttons = QHBoxLayout()
         buttons.addStretch()
         self.files_button = QPushButton(icon("add"), "Add &files…")

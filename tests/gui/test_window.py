@@ -99,12 +99,18 @@ def test_window_is_visible_before_any_model_loads(tmp_path):
     assert int(ms) < 10_000
 
 
-def test_empty_state_invites_drops(make_window, home, shots):
+def test_empty_state_invites_drops(qtbot, make_window, home, shots):
     window = make_window(home)
     assert window.chat.stack.currentWidget() is window.chat.empty
     assert "Drop files" in window.chat.empty.title.text()
     assert window.library.stack.currentWidget() is window.library.placeholder
     shot(window, shots, "01-empty")
+    body = window.chat.empty.body
+    for size, documents in (((1100, 760), 0), ((1100, 760), 12), ((560, 480), 12)):
+        window.resize(*size)
+        window.chat.empty.set_library(documents)
+        qtbot.waitUntil(lambda: body.height() >= body.heightForWidth(body.width()))
+        assert body.width() > 300  # wrapped into a readable column, every line shown
 
 
 def test_drop_ask_cite_and_view(qtbot, make_window, home, tmp_path, shots):
