@@ -141,6 +141,7 @@ def cmd_ingest(services, args) -> int:
     token = CancelToken()
     progress = _Progress(enabled=not args.json)
     ingestor = services.ingestor()
+    services.library.check_embedder(ingestor.embedder.model_id)  # refused: nothing is queued
     given = [str(p) for p in args.paths]
     earlier = [p for p in ingestor.resumable() if p not in given]
     for path in earlier:

@@ -326,6 +326,28 @@ def test_stop_forgets_what_was_waiting(qtbot, make_window, home, tmp_path):
     assert status_of(again, notes) == ""  # not resumed: the user stopped it
 
 
+def test_a_drop_refused_for_another_embedding_model_is_not_resumed(
+    qtbot, make_window, home, tmp_path, monkeypatch
+):
+    pdf, notes = _docs(tmp_path / "docs")
+    window = make_window(home)
+    drop_files(window, [notes])
+    wait_ingested(qtbot, window, [notes])
+    window.services.library._db.execute("UPDATE meta SET value='other@1' WHERE key='embedder'")
+    offered = []
+
+    def cancel(*args, **kwargs):
+        offered.append(args[2])
+        return QMessageBox.StandardButton.Cancel
+
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(cancel))
+    drop_files(window, [pdf])
+    qtbot.waitUntil(lambda: bool(offered), timeout=LONG)
+    assert "Vectors of two models cannot be mixed" in offered[0]
+    assert window.services.ingest_queue.paths() == []
+    assert status_of(window, pdf) != "ready"
+
+
 def test_settings_round_trip(qtbot, make_window, home, tmp_path, monkeypatch, shots):
     from app.gui.settings_dialog import SettingsDialog
 

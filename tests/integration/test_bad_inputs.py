@@ -19,6 +19,7 @@ import app.core.ingest as ingest_module
 from app.core.cancel import CancelToken
 from app.core.events import FileDone, FileProgress, IngestFinished, IngestStarted
 from app.core.ingest import IngestOptions, Ingestor
+from app.core.ingest_queue import IngestQueue
 from app.core.library import Library
 from tests.pdfmaker import make_pdf, pdf_bytes
 
@@ -440,6 +441,7 @@ def test_another_embedding_model_is_refused_until_reindex(
     (docs / "new.txt").write_text("A new file that must not be embedded with another model.\n")
     code, _, err = cli(capsys, "ingest", str(docs))
     assert code == 2
+    assert IngestQueue(home).paths() == []  # refused: not picked up by a later run either
     assert "Vectors of two models cannot be mixed" in err and "confidant reindex" in err
     assert "MiniLM-L6-H384-uncased@" in err and "other-minilm@" in err
     lib = Library(home)
