@@ -83,6 +83,21 @@ def stats_dict(stats) -> dict:
     }
 
 
+# The re-index prompt estimates its time from the last ingestion on this machine that embedded
+# at least RATE_MIN_CHUNKS passages (a GPU is ~20x a 2-core CPU), else from a 2-core CPU's rate.
+RATE_KEY = "ingest/chunks_per_s"
+RATE_MIN_CHUNKS = 256
+GUESSED_RATE = 40.0
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        value = float(text) if text else None
+    except ValueError:
+        return None
+    return value if value and value > 0 else None
+
+
 def duration(seconds: float, short: bool = False) -> str:
     if seconds < 60:
         return "under a minute" if short else "less than a minute"
@@ -556,7 +571,9 @@ class MainWindow(QMainWindow):
             )
             self._show_ingest_progress()
         elif isinstance(event, IngestFinished):
-            pass
+            if event.chunks >= RATE_MIN_CHUNKS and event.seconds > 0:
+                rate = event.chunks / event.seconds
+                self.services.history.set_state(RATE_KEY, f"{rate:.3g}")
         elif isinstance(event, Resuming):
             self.library.mark_queued(list(event.paths))
             self._show_ingest_progress()
@@ -651,6 +668,7 @@ class MainWindow(QMainWindow):
         if reindex:
             n = len(documents)
             chunks = sum(d.chunks for d in documents)
+            rate = _float(self.services.history.get_state(RATE_KEY)) or GUESSED_RATE
             what, meanwhile = (
                 ("the embedding model", "Search is unavailable until it finishes.")
                 if embedder_path(old) != embedder_path(new)
@@ -660,7 +678,7 @@ class MainWindow(QMainWindow):
                 self,
                 "Re-index the library?",
                 f"Changing {what} means re-reading all {n} document"
-                f"{'s' if n != 1 else ''} ({duration(chunks / 40)}). {meanwhile} Re-index now?",
+                f"{'s' if n != 1 else ''} ({duration(chunks / rate)}). {meanwhile} Re-index now?",
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
                 QMessageBox.StandardButton.Cancel,
             )

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QMessageBox
 from pytestqt.exceptions import TimeoutError
 
 from app.config import load_settings
+from app.core.events import IngestFinished
 from app.gui.chat_view import SourceButton
 from tests.gui.helpers import LONG, drop_files, shot, status_of, wait_answer, wait_ingested
 from tests.pdfmaker import make_pdf
@@ -409,10 +410,18 @@ def test_changing_the_embedder_asks_before_reindexing(
     new = window.services.settings.with_changes(chunk_tokens=120)
     assert not window.apply_settings(new)
     assert "Changing the passage size means re-reading all 1 document" in asked[0]
+    assert "(less than a minute)" in asked[0]
     assert "Search keeps working meanwhile." in asked[0] and "Re-index now?" in asked[0]
     assert load_settings(home).chunk_tokens != 120  # nothing saved, nothing re-embedded
     assert status_of(window, notes) == "ready"
     before = set(window.services.library.stored_chunk_ids())
+
+    # The estimate follows this machine's last sizeable ingestion (1 passage in 3 minutes here)
+    window._ingest_event(None, IngestFinished(counts={}, seconds=46080.0, chunks=256))
+    assert window.services.history.get_state("ingest/chunks_per_s") == "0.00556"
+    asked.clear()
+    assert not window.apply_settings(new)
+    assert "(about 3 minutes)" in asked[0]
 
     monkeypatch.setattr(
         QMessageBox, "question", staticmethod(lambda *a, **k: QMessageBox.StandardButton.Yes)
