@@ -80,6 +80,30 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("confidant: stopped.", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug or the system: words on screen, the traceback in a file
+        from app.core.errors import describe
+
+        print(
+            f"confidant: {args.command or 'self-test'} stopped by an unexpected error: "
+            f"{describe(exc)} Nothing already in the library is lost; run the same command "
+            f"again to finish.{_keep_traceback()}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+
+
+def _keep_traceback() -> str:
+    """Write the traceback being handled to the data dir; returns where, for the message."""
+    import traceback
+
+    try:
+        path = data_dir() / "last-error.txt"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(traceback.format_exc())
+    except OSError:
+        return ""
+    return f" (Details for support: {path}.)"
 
 
 def _dispatch(args) -> int:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from app.core.cancel import CancelToken
+from app.core.errors import describe
 from app.core.events import FileDone, IngestFinished
 
 log = logging.getLogger(__name__)
@@ -78,16 +79,6 @@ class IngestBlocked:
 
     message: str
     mismatch: bool = True
-
-
-def describe(exc: BaseException) -> str:
-    """One sentence for an exception nobody expected (the log keeps the traceback)."""
-    if isinstance(exc, OSError) and exc.errno == 28:
-        return "The disk is full. Free some space and try again."
-    if isinstance(exc, MemoryError):
-        return "The computer ran out of memory. Close other programs and try again."
-    text = str(exc).strip() or type(exc).__name__
-    return text if text.endswith(".") else text + "."
 
 
 class _Worker(QObject):

@@ -214,3 +214,30 @@ def test_a_removal_cut_short_by_a_crash_is_finished_by_the_next_command(library,
     assert all("wifi" not in d["path"] for d in listing["documents"])
     _, hits, _ = run_json(capsys, "search", "KX-4471-PELICAN")
     assert all("wifi" not in h["path"] for h in hits["hits"])
+
+
+def test_an_unexpected_error_is_a_message_and_a_file_not_a_traceback(
+    library, capsys, home, tmp_path, monkeypatch
+):
+    """Bugs happen (a stop-14 measurement hit "database is locked"): the user gets words."""
+    import sqlite3
+
+    from app.core.ingest import Ingestor
+
+    def locked(self, paths, cancel):
+        yield from ()
+        raise sqlite3.OperationalError("database is locked")
+
+    extra = tmp_path / "extra.txt"
+    extra.write_text("One more note.\n")
+    with monkeypatch.context() as patch:
+        patch.setattr(Ingestor, "run", locked)
+        code, _, err = run(capsys, "ingest", str(extra))
+    assert code == 1
+    assert "confidant: ingest stopped by an unexpected error: database is locked." in err
+    assert "Nothing already in the library is lost" in err and "Traceback" not in err
+    details = home / "last-error.txt"
+    assert f"Details for support: {details}." in err
+    assert "sqlite3.OperationalError: database is locked" in details.read_text()
+    code, listing, _ = run_json(capsys, "list")
+    assert code == 0 and len(listing["documents"]) == 4  # what was there is still there
