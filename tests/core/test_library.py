@@ -136,6 +136,41 @@ def test_a_row_writer_that_cannot_open_its_database_says_so_and_never_hangs(tmp_
     writer.close()
 
 
+def _held_write_lock(path):
+    """Another connection holding the database's write lock (as a long write would)."""
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("PRAGMA journal_mode=WAL")
+    other.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+def test_a_row_writer_tries_a_busy_batch_again_until_the_lock_frees(tmp_path, caplog):
+    path = tmp_path / "t.sqlite3"
+    other = _held_write_lock(path)
+    writer = RowWriter(path, "INSERT INTO t VALUES (?)", busy_timeout=0.05, retry_pause=0.1)
+    threading.Timer(0.3, lambda: other.execute("COMMIT")).start()  # freed after ~2 tries
+    writer.put([(n,) for n in range(10)])
+    writer.flush()
+    assert other.execute("SELECT count(*) FROM t").fetchone() == (10,)
+    assert "trying the batch again" in caplog.text
+    writer.close()
+
+
+def test_a_row_writer_gives_up_with_the_error_if_the_lock_never_frees(tmp_path):
+    path = tmp_path / "t.sqlite3"
+    other = _held_write_lock(path)
+    writer = RowWriter(path, "INSERT INTO t VALUES (?)", busy_timeout=0.05, retry_pause=0.01)
+    writer.put([(1,)])
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        writer.flush()
+    other.execute("COMMIT")
+    writer.put([(2,)])  # and it goes on once the database is free
+    writer.flush()
+    assert other.execute("SELECT n FROM t").fetchall() == [(2,)]
+    writer.close()
+
+
 def test_recover_undoes_a_version_interrupted_by_a_crash(tmp_path):
     lib = Library(tmp_path)
     ingest(lib, "/done.txt", "d1", ["finished document"])
