@@ -166,11 +166,14 @@ def cmd_ingest(services, args) -> int:
     progress = _Progress(enabled=not args.json)
     ingestor = services.ingestor()
     services.library.check_embedder(ingestor.embedder.model_id)  # refused: nothing is queued
-    given = [str(p) for p in args.paths]
+    # Absolute: the queue may be picked up later from another folder.
+    given = [os.path.abspath(os.path.expanduser(p)) for p in args.paths]
     earlier = [p for p in ingestor.resumable() if p not in given]
     for path in earlier:
         progress.line(f"picking up '{path}' (asked for earlier, not finished)")
     if not given and not earlier:
+        if args.json:
+            print(json.dumps({"files": [], "seconds": 0.0}))
         print("confidant: nothing left to add. Name files or folders to add.", file=sys.stderr)
         return EXIT_OK
     services.ingest_queue.add(given)

@@ -232,7 +232,8 @@ def test_an_unexpected_error_is_a_message_and_a_file_not_a_traceback(
     extra.write_text("One more note.\n")
     with monkeypatch.context() as patch:
         patch.setattr(Ingestor, "run", locked)
-        code, _, err = run(capsys, "ingest", str(extra))
+        patch.chdir(tmp_path)
+        code, _, err = run(capsys, "ingest", "extra.txt")
     assert code == 1
     assert "confidant: ingest stopped by an unexpected error: database is locked." in err
     assert "Nothing already in the library is lost" in err and "Traceback" not in err
@@ -241,3 +242,8 @@ def test_an_unexpected_error_is_a_message_and_a_file_not_a_traceback(
     assert "sqlite3.OperationalError: database is locked" in details.read_text()
     code, listing, _ = run_json(capsys, "list")
     assert code == 0 and len(listing["documents"]) == 4  # what was there is still there
+    # "run the same command again": from any folder, the request is still queued, absolute
+    code, _, err = run(capsys, "ingest")
+    assert code == 0 and f"picking up '{extra}'" in err and "1 added" in err
+    code, result, err = run_json(capsys, "ingest")
+    assert code == 0 and result == {"files": [], "seconds": 0.0} and "nothing left" in err
