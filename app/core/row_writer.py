@@ -32,8 +32,7 @@ locked" here, and the run, not the batch, was lost. Rows are upserts: a retry is
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    return (code & 0xFF) == sqlite3.SQLITE_BUSY if code is not None else "locked" in str(exc)
+    return (exc.sqlite_errorcode & 0xFF) == sqlite3.SQLITE_BUSY  # BUSY and its extended codes
 
 
 class RowWriter:

@@ -130,7 +130,7 @@ class MainWindow(QMainWindow):
         self.model_status = "Model loads with the first question"
         self._closing = False
         self.lanes_stopped = False
-        self._ingest = {"done": 0, "total": 0, "started": 0.0, "counts": {}}
+        self._new_ingest_progress()
         self.documents_ready = 0
         self.viewer = None
 
@@ -296,7 +296,7 @@ class MainWindow(QMainWindow):
         self._set_model_status("Loading model…")
         self.model_lane.preload()
         self.ingest_lane.warm_up()
-        self._ingest = {"done": 0, "total": 0, "started": time.monotonic(), "counts": {}}
+        self._new_ingest_progress()
         self.ingest_lane.resume()
 
     # ================================================================== conversations
@@ -507,7 +507,7 @@ class MainWindow(QMainWindow):
     def add_paths(self, paths: list[str]) -> Job:
         paths = [str(p) for p in paths]
         if not self.ingest_lane.busy("ingest"):
-            self._ingest = {"done": 0, "total": 0, "started": time.monotonic(), "counts": {}}
+            self._new_ingest_progress()
         self.services.ingest_queue.add(paths)  # kept until read: a closed window resumes it
         self.library.mark_queued(paths)
         self._show_ingest_progress()
@@ -533,6 +533,10 @@ class MainWindow(QMainWindow):
             for p in paths:
                 self.library.set_live(p, "removing")
             self.ingest_lane.remove(paths)
+
+    def _new_ingest_progress(self) -> None:
+        """Start counting a new stretch of ingestion (files done of total, for the bar)."""
+        self._ingest = {"done": 0, "total": 0, "started": time.monotonic(), "counts": {}}
 
     def _show_ingest_progress(self) -> None:
         s = self._ingest
@@ -639,7 +643,7 @@ class MainWindow(QMainWindow):
             self._reindex(None)
 
     def _reindex(self, settings) -> None:
-        self._ingest = {"done": 0, "total": 0, "started": time.monotonic(), "counts": {}}
+        self._new_ingest_progress()
         self._show_ingest_progress()
         self.ingest_lane.reindex(settings)
 
