@@ -97,12 +97,33 @@ class GenerationStats:
     ttft_ms: float = 0.0
     tokens_per_s: float = 0.0
     gpu_layers: int = 0
-    stop_reason: Literal["eog", "length", "cancelled", "no_sources"] = "eog"
+    stop_reason: Literal["eog", "length", "cancelled", "no_sources", "not_answerable"] = "eog"
 
 
 @dataclass(frozen=True)
 class SourcesFound:
+    """The passages the answer will be drawn from. `answerable` False: the relevance gate found
+    that the library does not answer the question; `sources` are then only the closest
+    passages, to be shown collapsed and labelled as not matching, never as citations."""
+
     sources: tuple[Source, ...]
+    answerable: bool = True
+
+
+@dataclass(frozen=True)
+class CitationCheck:
+    """One sentence of an answer that cites sources, checked against the passages it cites.
+
+    `start`/`end` are character offsets of the sentence in the answer text. `cited` are the
+    source numbers it carries ([n]); `unsupported` those whose passage does not back it.
+    `support` maps each supporting source number to the sentences of its passage that back the
+    claim (the viewer highlights them more strongly)."""
+
+    start: int
+    end: int
+    cited: tuple[int, ...]
+    unsupported: tuple[int, ...] = ()
+    support: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -115,6 +136,7 @@ class AnswerDone:
     answer: str
     stats: GenerationStats
     sources: tuple[Source, ...] = field(default=())
+    checks: tuple[CitationCheck, ...] = field(default=())
 
 
 @dataclass(frozen=True)
