@@ -3,6 +3,12 @@
 Thin: it draws what the main window hands it (text, sources as dicts, stats) and says what the
 user asked for through signals. Tokens arrive through append_text() and are painted at most every
 30 ms (a timer flushes the buffer), never once per token.
+
+Two verdicts of the core are drawn here: a question the library does not answer (its closest
+passages folded away under a label saying they do not match, never listed as sources), and the
+citation check (a sentence whose cited passage does not back it is underlined, with a note naming
+the source). Both live in the stats dict ("answerable", "checks"), so a conversation reopened
+from history shows them the same.
 """
 
 from __future__ import annotations
@@ -31,11 +37,30 @@ from app.gui.resources import icon
 FLUSH_MS = 30
 SNIPPET_CHARS = 110
 STOPPED_EARLY = "*Stopped before any answer.*"
+NOT_ANSWERED = "Your documents do not answer this question."
+CLOSEST_LABEL = "Closest passages — these do not match your question"
 
 
 def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def unsupported_note(numbers) -> str:
+    nums = [str(n) for n in numbers]
+    if len(nums) == 1:
+        return f"not found in source {nums[0]}"
+    return f"not found in sources {', '.join(nums[:-1])} and {nums[-1]}"
+
+
+def check_flags(checks: list[dict]) -> list[tuple[int, int, str]]:
+    """(start, end, note) of each answer sentence a cited source does not back."""
+    flags = []
+    for check in checks or ():
+        unsupported = check.get("unsupported") or ()
+        if unsupported:
+            flags.append((int(check["start"]), int(check["end"]), unsupported_note(unsupported)))
+    return flags
 
 
 def source_label(src: dict) -> str:
@@ -47,13 +72,14 @@ def source_label(src: dict) -> str:
 class SourceButton(QPushButton):
     """One numbered source: file, page, a short snippet. Click (or Enter) opens the viewer."""
 
-    def __init__(self, source: dict, parent: QWidget | None = None) -> None:
+    def __init__(self, source: dict, parent: QWidget | None = None, closest: bool = False) -> None:
         super().__init__(parent)
         self.source = source
         self.setObjectName("sourceButton")
         self.setCursor(Qt.CursorShape.PointingHandCursor)
         self._snippet = snippet(source.get("text", ""), 400)
-        self._head = f"[{source['n']}]  {source_label(source)}"
+        # A closest passage is not a citation: no [n], which would read as one.
+        self._head = source_label(source) if closest else f"[{source['n']}]  {source_label(source)}"
         self.setText(f"{self._head}\n{self._snippet}")
         fm = self.fontMetrics()
         self.setMinimumHeight(fm.lineSpacing() * 2 + 18)
@@ -80,7 +106,12 @@ class MessageBubble(QFrame):
         super().__init__(parent)
         self.role = role  # "user" | "assistant" | "error"
         self.text = text
-        self.sources: list[dict] = []
+        self.sources: list[dict] = []  # the citations ([n] links and buttons open these)
+        self.given_sources: list[dict] = []  # as handed in, citations or closest passages
+        self.answerable = True
+        self.checks: list[dict] = []  # the citation check's verdicts (see main_window)
+        self.closest_toggle: QToolButton | None = None
+        self.closest_box: QWidget | None = None
         self.setObjectName(
             {"user": "userBubble", "assistant": "answerBubble"}.get(role, "errorBubble")
         )
@@ -147,25 +178,72 @@ class MessageBubble(QFrame):
                 self.label.setText("<i>Thinking…</i>")
                 return
             link = self.palette().color(QPalette.ColorRole.Link).name()
-            self.label.setText(to_html(text, link))
+            self.label.setText(to_html(text, link, check_flags(self.checks)))
         else:
             self.label.setText(text)
 
-    def set_sources(self, sources: list[dict]) -> None:
-        self.sources = list(sources)
+    def set_checks(self, checks: list[dict]) -> None:
+        """The citation check's verdicts on this answer: unsupported sentences get marked."""
+        self.checks = list(checks or ())
+        self.set_text(self.text)
+
+    def flagged(self) -> list[tuple[int, int, str]]:
+        return check_flags(self.checks)
+
+    def set_sources(self, sources: list[dict], answerable: bool = True) -> None:
+        """Numbered sources under the answer; or, when the library does not answer the question
+        (`answerable` False), the closest passages folded under a toggle, closed, labelled as
+        not matching: they are not citations, and [n] in the text does not open them."""
+        self.given_sources = list(sources)
+        self.sources = list(sources) if answerable else []
+        self.answerable = answerable
+        self.closest_toggle = self.closest_box = None
         while self.sources_box.count():
             item = self.sources_box.takeAt(0)
-            if item.widget():
-                item.widget().deleteLater()
+            if widget := item.widget():
+                widget.hide()
+                widget.setParent(None)  # gone now, not at the next turn of the event loop
+                widget.deleteLater()
         if not sources:
             return
-        heading = QLabel("Sources")
-        heading.setObjectName("sourcesHeading")
-        self.sources_box.addWidget(heading)
+        if answerable:
+            heading = QLabel("Sources")
+            heading.setObjectName("sourcesHeading")
+            self.sources_box.addWidget(heading)
+            for src in sources:
+                self.sources_box.addWidget(self._source_button(src))
+            return
+        toggle = QToolButton()
+        toggle.setObjectName("closestToggle")
+        toggle.setText(CLOSEST_LABEL)
+        toggle.setToolTip("The passages of your library nearest to the question, for reference")
+        toggle.setCheckable(True)
+        toggle.setChecked(False)
+        toggle.setAutoRaise(True)
+        toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        toggle.setArrowType(Qt.ArrowType.RightArrow)
+        box = QWidget()
+        box.setObjectName("closestPassages")
+        inner = QVBoxLayout(box)
+        inner.setContentsMargins(0, 0, 0, 0)
+        inner.setSpacing(4)
         for src in sources:
-            button = SourceButton(src)
-            button.clicked.connect(lambda _=False, s=src: self.source_clicked.emit(s))
-            self.sources_box.addWidget(button)
+            inner.addWidget(self._source_button(src, closest=True))
+        box.setVisible(False)
+
+        def fold(open_: bool) -> None:
+            box.setVisible(open_)
+            toggle.setArrowType(Qt.ArrowType.DownArrow if open_ else Qt.ArrowType.RightArrow)
+
+        toggle.toggled.connect(fold)
+        self.sources_box.addWidget(toggle)
+        self.sources_box.addWidget(box)
+        self.closest_toggle, self.closest_box = toggle, box
+
+    def _source_button(self, src: dict, closest: bool = False) -> SourceButton:
+        button = SourceButton(src, closest=closest)
+        button.clicked.connect(lambda _=False, s=src: self.source_clicked.emit(s))
+        return button
 
     def fit(self, max_width: int) -> None:
         """Questions hug their text (up to max_width); answers use the whole column."""
@@ -446,9 +524,13 @@ class ChatView(QWidget):
         return self._add(MessageBubble("user", text))
 
     def add_answer(self, text: str, sources: list[dict], stats: dict) -> MessageBubble:
+        """A finished answer (from history): its stats carry the gate's and the check's
+        verdicts."""
         bubble = self._add(MessageBubble("assistant"))
-        bubble.set_text(text or STOPPED_EARLY)
-        bubble.set_sources(sources)
+        answerable = (stats or {}).get("answerable", True) is not False
+        bubble.checks = list((stats or {}).get("checks") or ())
+        bubble.set_text(text or (STOPPED_EARLY if answerable else NOT_ANSWERED))
+        bubble.set_sources(sources, answerable)
         bubble.stats.setText(stats_line(stats))
         bubble.set_footer_visible(True)
         self._refresh_regenerate()
@@ -474,20 +556,26 @@ class ChatView(QWidget):
         self._pending = ""
         self._flush_timer.stop()
 
-    def set_sources(self, sources: list[dict]) -> None:
+    def set_sources(self, sources: list[dict], answerable: bool = True) -> None:
         if self.current is not None:
-            self.current.set_sources(sources)
+            self.current.set_sources(sources, answerable)
 
-    def finish_answer(self, text: str, stats: dict) -> None:
+    def finish_answer(self, text: str, stats: dict, sources: list[dict] | None = None) -> None:
+        """The answer is done. `stats` may carry "answerable" and "checks" (see add_answer);
+        `sources`, when given, replace the bubble's (they now carry each source's "support")."""
         self.flush()
         bubble = self.current
         self.current = None
         if bubble is None:
             return
+        answerable = (stats or {}).get("answerable", bubble.answerable) is not False
+        if sources is not None or answerable != bubble.answerable:
+            bubble.set_sources(sources if sources is not None else bubble.given_sources, answerable)
+        bubble.checks = list((stats or {}).get("checks") or ())
         if text or bubble.text:
             bubble.set_text(text or bubble.text)
         else:
-            bubble.set_text(STOPPED_EARLY)
+            bubble.set_text(STOPPED_EARLY if answerable else NOT_ANSWERED)
         bubble.stats.setText(stats_line(stats))
         bubble.set_footer_visible(True)
         self._refresh_regenerate()
@@ -551,6 +639,8 @@ def stats_line(stats: dict) -> str:
         return ""
     if stats.get("stop_reason") == "no_sources":
         return "No matching passages found"
+    if stats.get("answerable") is False or stats.get("stop_reason") == "not_answerable":
+        return "Not answered from your documents"
     parts = []
     if stats.get("model"):
         parts.append(str(stats["model"]))
@@ -560,4 +650,11 @@ def stats_line(stats: dict) -> str:
         parts.append("stopped")
     elif stats.get("stop_reason") == "length":
         parts.append("cut at the length limit")
+    flagged = sum(1 for c in stats.get("checks") or () if c.get("unsupported"))
+    if flagged:
+        parts.append(
+            "1 sentence not found in its source"
+            if flagged == 1
+            else f"{flagged} sentences not found in their sources"
+        )
     return " · ".join(parts)

@@ -72,6 +72,31 @@ def source_dict(src) -> dict:
     }
 
 
+def check_dict(check) -> dict:
+    """A CitationCheck as JSON-friendly data (history stores it in the answer's stats)."""
+    return {
+        "start": check.start,
+        "end": check.end,
+        "cited": list(check.cited),
+        "unsupported": list(check.unsupported),
+        "support": {str(n): list(sentences) for n, sentences in check.support.items()},
+    }
+
+
+def with_support(sources: list[dict], checks: list[dict]) -> list[dict]:
+    """The sources, each given the sentences of its passage that the check found backing the
+    answer ("support"), for the viewer to highlight more strongly."""
+    out = []
+    for src in sources:
+        support: list[str] = []
+        for check in checks:
+            for sentence in check.get("support", {}).get(str(src.get("n")), ()):
+                if sentence not in support:
+                    support.append(sentence)
+        out.append({**src, "support": support} if support else dict(src))
+    return out
+
+
 def stats_dict(stats) -> dict:
     return {
         "model": stats.model,
@@ -440,19 +465,28 @@ class MainWindow(QMainWindow):
         conv = job.data.get("conversation")
         if isinstance(event, SourcesFound):
             job.data["sources"] = [source_dict(s) for s in event.sources]
+            job.data["answerable"] = event.answerable
             if self._visible(job):
-                self.chat.set_sources(job.data["sources"])
+                self.chat.set_sources(job.data["sources"], event.answerable)
         elif isinstance(event, TextPiece):
             if self._visible(job):
                 self.chat.append_text(event.text)
         elif isinstance(event, AnswerDone):
+            checks = [check_dict(c) for c in event.checks]
             sources = [source_dict(s) for s in event.sources] or job.data.get("sources", [])
+            sources = with_support(sources, checks)
             stats = stats_dict(event.stats)
+            # The gate's and the check's verdicts ride in the stats, so a reopened chat shows
+            # them again (the history's schema is unchanged).
+            stats["answerable"] = bool(job.data.get("answerable", True))
+            if event.stats.stop_reason == "not_answerable":
+                stats["answerable"] = False
+            stats["checks"] = checks
             job.data["answered"] = True
             if conv is not None:
                 self.services.history.add(conv, "assistant", event.answer, sources, stats)
             if self._visible(job):
-                self.chat.finish_answer(event.answer, stats)
+                self.chat.finish_answer(event.answer, stats, sources)
         elif isinstance(event, AnswerFailed):
             self._answer_failed(job, event.message)
 
