@@ -26,6 +26,7 @@ from app.core.documents.base import (
 )
 from app.core.documents.docx import read_docx
 from app.core.documents.html import read_html
+from app.core.documents.markdown import read_markdown
 from app.core.documents.pdf import read_pdf
 from app.core.documents.text import SAMPLE_BYTES, binary_error, detect_encoding, read_text
 
@@ -42,13 +43,15 @@ __all__ = [
     "UnsupportedFormat",
     "read_docx",
     "read_html",
+    "read_markdown",
     "read_pages",
     "read_pdf",
     "read_text",
     "sniff",
 ]
 
-TEXT_SUFFIXES = frozenset({".txt", ".text", ".md", ".markdown", ".csv", ".log", ".rst"})
+MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
+TEXT_SUFFIXES = frozenset({".txt", ".text", ".csv", ".log", ".rst"} | MARKDOWN_SUFFIXES)
 HTML_SUFFIXES = frozenset({".htm", ".html", ".xhtml"})
 SUPPORTED_SUFFIXES = frozenset({".pdf", ".docx"} | TEXT_SUFFIXES | HTML_SUFFIXES)
 
@@ -173,5 +176,10 @@ def _sniff(path: str | os.PathLike[str]) -> str:
 
 @guarded("document", "Open it in its own program, save it again, and add that copy.")
 def read_pages(path: str | os.PathLike[str]) -> Iterator[Page]:
-    """Sniff the file, then yield its pages from the matching loader (lazily)."""
-    yield from LOADERS[sniff(path)](path)
+    """Sniff the file, then yield its pages from the matching loader (lazily). Text in a file
+    named .md or .markdown is read as Markdown."""
+    kind = sniff(path)
+    if kind == "text" and Path(path).suffix.lower() in MARKDOWN_SUFFIXES:
+        yield from read_markdown(path)
+        return
+    yield from LOADERS[kind](path)
