@@ -246,10 +246,21 @@ class PassageView(QPdfView):
         self._tops: list[int] = []
         self._sizes: list[tuple[int, int]] = []
         self._left: list[int] = []
+        self._points: list[tuple[int, int]] = []  # page sizes in pixels at scale 1
         # QPdfView's layout uses the screen's resolution as of its creation.
         screen = QGuiApplication.primaryScreen()
         self._resolution = (screen.logicalDotsPerInch() if screen else 72.0) / 72.0
         self.verticalScrollBar().valueChanged.connect(self._scrolled)
+        self.documentChanged.connect(self._watch)
+
+    def _watch(self, doc: QPdfDocument | None) -> None:
+        if doc is not None:  # another file loaded into the same document: lay it out anew
+            doc.statusChanged.connect(self._forget_layout)
+        self._forget_layout()
+
+    def _forget_layout(self, *_args) -> None:
+        self._layout_key = None
+        self._points = []
 
     # ------------------------------------------------------------------ steering
     @contextlib.contextmanager
@@ -332,12 +343,15 @@ class PassageView(QPdfView):
         self._tops, self._sizes, self._left = [], [], []
         if doc is None or doc.status() != QPdfDocument.Status.Ready:
             return
+        if len(self._points) != doc.pageCount():
+            sizes = (doc.pagePointSize(i) for i in range(doc.pageCount()))
+            self._points = [
+                (_qround(s.width() * self._resolution), _qround(s.height() * self._resolution))
+                for s in sizes
+            ]
         room = width - margins.left() - margins.right()
         total_width = 0
-        for i in range(doc.pageCount()):
-            pts = doc.pagePointSize(i)
-            w0 = _qround(pts.width() * self._resolution)
-            h0 = _qround(pts.height() * self._resolution)
+        for w0, h0 in self._points:
             factor = room / w0 if w0 else 1.0
             w, h = _qround(w0 * factor), _qround(h0 * factor)
             self._sizes.append((w, h))
