@@ -3,7 +3,7 @@
     python resources/bench/office/build_corpus.py OUT_DIR
 
 Needs `apt-get` (after `apt-get update`) and `dpkg -x`; the .docx is written with python-docx
-(a Confidant dependency), so run it with the project's Python. The result (about 6 MB, not
+(a Confidant dependency), so run it with the project's Python. The result (about 4.3 MB, not
 committed) is what resources/bench/office/questions.jsonl was written against:
 
 - debian-reference-en 2.100: the Debian Reference as its 15 HTML pages (a web handbook)
