@@ -8,14 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from app.config import default_embedder_path
 from app.core.chunking import PageTokenizer, chunk_pages
 from app.core.documents import read_pages, sniff
 from app.core.documents.base import Page
 
 
 @pytest.fixture(scope="module")
-def tokenizer(embedder):
-    return PageTokenizer.of(embedder.tokenizer)
+def tokenizer():
+    """The embedded MiniLM's own tokenizer, without loading the model."""
+    return PageTokenizer((Path(default_embedder_path()) / "tokenizer.json").read_text())
 
 
 def one_page(path: Path) -> Page:
@@ -48,11 +50,15 @@ MANUAL_PAGE = """<!DOCTYPE html>
 <body>
 <div id="banner"><a href="https://example.com/get/"><span>Download the ebook</span></a></div>
 <header class="site"><a href="/">Acme Intranet</a> <span>Signed in as guest</span></header>
+<ul><li><a href="p.html">Previous page</a></li><li>Staff handbook index</li>
+  <li><a href="n.html">Next page</a></li></ul>
 <ul class="docnav top"><li><a href="prev.html">Prev</a></li>
   <li class="home">The Acme Staff Handbook</li><li><a href="next.html">Next</a></li></ul>
 <nav><ul><li><a href="a.html">Holidays</a></li><li><a href="b.html">Sick leave</a></li></ul></nav>
 <div role="navigation" class="sphinxsidebar"><h3>Quick search</h3><p>Type words to search.</p></div>
 <div class="breadcrumbs">Home &raquo; Policies &raquo; Travel</div>
+<div class="toc"><p><strong>Table of Contents</strong></p>
+  <dl><dt><a href="#b">Booking trains</a></dt><dt><a href="#e">Expense claims</a></dt></dl></div>
 <h1>Travel policy</h1>
 <p>Travel must be approved before booking. See <a href="forms.html">the travel form</a> for
 the details of what to enter. FILLER</p>
@@ -63,7 +69,7 @@ the details of what to enter. FILLER</p>
   Europe for business travellers, 2019.</a></li></ul>
 <h3>Night trains</h3>
 <p>A sleeper berth may be booked for journeys over six hours. FILLER</p>
-<h2>Expense claims</h2>
+<div class="titlepage"><h2><a href="#expenses">Expense claims</a></h2></div>
 <p>Claims are filed within thirty days, receipts attached. FILLER</p>
 <dl><dt><a href="claim.html">claim-form(1)</a></dt><dd>Fill in one line per receipt.</dd></dl>
 <table><tr><td><a href="rates.html">Mileage</a></td><td>0.30 per kilometre driven</td></tr></table>
@@ -88,7 +94,10 @@ NAVIGATION = [
     "The Acme Staff Handbook",
     "Holidays",
     "Sick leave",
+    "Previous page",
+    "Staff handbook index",
     "Quick search",
+    "Table of Contents",
     "Type words",
     "Policies",
     "Frequently asked",
@@ -141,7 +150,7 @@ def test_a_title_that_repeats_the_first_heading_is_not_repeated(tmp_path: Path) 
     path = tmp_path / "git-commit.html"
     path.write_text(
         "<html><head><title>git-commit(1)</title></head><body>"
-        "<h1>git-commit(1) Manual Page</h1><p>Record changes to the repository.</p>"
+        "<h1>\n  git-commit(1) Manual Page\n</h1><p>Record changes to the repository.</p>"
         "<h2>SYNOPSIS</h2><pre>git commit [-a]\n    [--amend]</pre></body></html>"
     )
     page = one_page(path)
@@ -193,7 +202,9 @@ def test_html_reads_the_same_every_time(tmp_path: Path) -> None:
 
 def test_marker_characters_in_a_page_do_not_make_headings(tmp_path: Path) -> None:
     path = tmp_path / "odd.html"
-    path.write_text("<html><body><p>a \ue001 b \ue000 c</p><h2>Real</h2><p>text</p></body></html>")
+    path.write_text(
+        "<html><body><p>a \ue001 b \ue000 c</p><h3><a id='x'></a> </h3><h2>Real</h2><p>text</p>"
+    )
     page = one_page(path)
     assert page.text == "a b c\n\nReal\n\ntext"
     assert titles(page) == [("Real",)]
@@ -208,6 +219,9 @@ Project Falcon
 <!-- internal: do not publish -->
 Falcon **syncs** your _calendar_ with the `office` server. See the [manual][man] or
 [the website](https://example.com "Falcon") for more.[^1] ![Falcon logo](logo.png)
+It syncs every hour.[^sleep]
+
+[^sleep]: Unless the laptop sleeps.
 
 [man]: https://example.com/manual
 [^1]: https://example.com/footnote
@@ -246,7 +260,8 @@ def test_markdown_reads_as_text_without_markup(tmp_path: Path) -> None:
     assert sniff(path) == "text"  # sniffing by content is unchanged; .md picks the reader
     text = one_page(path).text
     assert "Falcon syncs your calendar with the office server." in text
-    assert "See the manual or\nthe website for more. Falcon logo" in text
+    assert "See the manual or\nthe website for more. Falcon logo\nIt syncs every hour.\n" in text
+    assert "\n\nUnless the laptop sleeps.\n\n" in text  # a footnote's text, without its label
     prose = text.replace("./install --prefix=/opt/falcon  # **not** emphasis", "")
     prose = prose.replace("  # kept as written", "")
     for markup in ("**", "__", "`", "](", "[man]", "https://", "<!--", "internal", "[^1]", "#"):

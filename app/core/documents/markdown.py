@@ -37,7 +37,6 @@ _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
 _BR = re.compile(r"<br\s*/?>", re.I)
 _FOOTNOTE_REF = re.compile(r"\[\^[^\]\s]{1,60}\]")
 _FOOTNOTE_DEF = re.compile(r"\[\^[^\]\s]{1,60}\]:[ \t]*")
-_BARE_URL = re.compile(r"<?(?:https?|ftp)://\S+>?|<?www\.\S+>?")
 
 
 @dataclass
@@ -57,7 +56,8 @@ def _parser():
 
 def _inline(token) -> str:
     """An inline token's text as read: links and images by their text, code by its content,
-    inline HTML dropped (a <br> is a line break), footnote markers left out."""
+    inline HTML dropped (a <br> is a line break), footnote markers left out, and a footnote's
+    label before its text ("[^2]: Unless ...")."""
     out: list[str] = []
     children = token.children or []
     footnote = False
@@ -81,7 +81,11 @@ def _inline(token) -> str:
             footnote = after is not None and after.type == "text" and after.content[:1] == "^"
         elif kind == "link_close":
             footnote = False
-    return _FOOTNOTE_REF.sub("", "".join(out))
+    text = "".join(out)
+    label = _FOOTNOTE_DEF.match(text)
+    if label:
+        text = text[label.end() :]
+    return _FOOTNOTE_REF.sub("", text)
 
 
 def _html_text(markup: str) -> str:
@@ -118,13 +122,7 @@ def render(source: str, parser=None) -> list[_Part]:
             i += 3
             continue
         if kind == "paragraph_open":
-            text = _inline(tokens[i + 1])
-            footnote = _FOOTNOTE_DEF.match(text)
-            if footnote:
-                text = text[footnote.end() :]
-                if _BARE_URL.fullmatch(text.strip()):
-                    text = ""
-            add(text, joined=bool(lists) and token.hidden)
+            add(_inline(tokens[i + 1]), joined=bool(lists) and token.hidden)
             i += 3
             continue
         if kind in ("fence", "code_block"):
