@@ -336,6 +336,15 @@ def test_large_markdown_is_parsed_in_pieces_without_breaking_code(
     assert pages == list(read_pages(path))
 
 
+def test_markdown_front_matter_is_text_not_a_heading(tmp_path: Path) -> None:
+    path = tmp_path / "install.md"
+    path.write_text("---\ntitle: Installing Falcon\nlayout: page\n---\n# Install\n\nRun it.\n")
+    page = one_page(path)
+    assert page.text == "title: Installing Falcon\nlayout: page\n\nInstall\n\nRun it."
+    assert titles(page) == [("Install",)]
+    assert_headings_point_at_their_titles(page)
+
+
 def test_markdown_of_only_markup_is_empty(tmp_path: Path) -> None:
     from app.core.documents import EmptyDocument
 

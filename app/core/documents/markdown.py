@@ -35,6 +35,12 @@ MAX_SOURCE_CHARS = 4 * SOURCE_CHARS
 
 _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
 _BR = re.compile(r"<br\s*/?>", re.I)
+# A static site's metadata block ("---", "title: ...", "---") opening the file: kept as text.
+_FRONT_MATTER = re.compile(
+    r"\A---[ \t]*\r?\n(?=[A-Za-z_][\w-]*:)"  # "---", then a "key:" line
+    r"((?:(?!---|\.\.\.)[^\n]*\n){0,200}?)"  # up to 200 lines
+    r"(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)"  # "---" or "..." to close it
+)
 _FOOTNOTE_REF = re.compile(r"\[\^[^\]\s]{1,60}\]")
 _FOOTNOTE_DEF = re.compile(r"\[\^[^\]\s]{1,60}\]:[ \t]*")
 
@@ -254,13 +260,18 @@ def read_markdown(path: str | os.PathLike[str]) -> Iterator[Page]:
         parser = _parser()
         pages = _Pages()
         yielded = False
-        for source in _sources(_decoded(f, path, encoding, sample[skip:])):
+        for n, source in enumerate(_sources(_decoded(f, path, encoding, sample[skip:]))):
             source = source.replace("\x00", "\ufffd")
+            front = _FRONT_MATTER.match(source) if n == 0 else None
+            if front:  # its "---" would make its last line a heading
+                source = source[front.end() :]
             try:
                 with quiet():
                     parts = render(source, parser)
             except (RecursionError, ValueError, IndexError, TypeError):
                 parts = [_Part(source)]  # markup the parser trips over: read it as written
+            if front and front.group(1).strip():
+                parts.insert(0, _Part(front.group(1).strip("\n")))
             for part in parts:
                 page = pages.add(part)
                 if page is not None:

@@ -1,4 +1,6 @@
-"""Plain text and Markdown: encoding detection and a streaming, memory-bounded reader.
+"""Plain text: encoding detection and a streaming, memory-bounded reader.
+
+Markdown files are decoded the same way, then read without their markup (markdown.py).
 
 The encoding is decided from the first 64 KB: a byte-order mark, else strict UTF-8, else the
 best single-byte guess (Windows-1252 preferred when plausible, then charset-normalizer), else
