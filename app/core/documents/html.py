@@ -158,7 +158,7 @@ _HEADINGS = {f"h{n}": n for n in range(1, 7)}
 _SECTIONING = frozenset({"article", "aside", "main", "nav", "section"})
 _NAV_ROLES = frozenset({"navigation", "banner", "contentinfo", "search"})
 # Class and id names of navigation ("navbar", "docnav", "navfooter", "breadcrumbs"), banners,
-# and a page's footer; a table of contents only goes with the other link blocks.
+# and a page's footer; of a table of contents, dropped only where link blocks are.
 _NAV_NAMES = re.compile(
     r"^nav|nav$|(?:^|[-_])(?:nav|navigation|banner|skip-?links?)(?:$|[-_])|breadcrumb"
 )

@@ -124,6 +124,7 @@ def render(source: str, parser=None) -> list[_Part]:
         token = tokens[i]
         kind = token.type
         if kind == "heading_open":
+            prefix = ""  # a title is a title, even as a list's item
             add(" ".join(_inline(tokens[i + 1]).split()), level=int(token.tag[1]))
             i += 3
             continue
@@ -154,7 +155,7 @@ def render(source: str, parser=None) -> list[_Part]:
             i += 3
             continue
         elif kind == "tr_close":
-            add(" | ".join(row), joined=not first_row)
+            add(" | ".join(row).strip(), joined=not first_row)
             first_row = False
         i += 1
     return parts
