@@ -13,6 +13,7 @@ from pathlib import Path
 from app.config import Settings, embedder_path, isolate_from_network, llm_path, load_settings
 from app.core.chat import ChatSession
 from app.core.embedding import Embedder
+from app.core.gate import RelevanceGate, load_probes
 from app.core.gguf_check import ModelFileError
 from app.core.history import ChatHistory
 from app.core.ingest import IngestOptions, Ingestor
@@ -21,6 +22,7 @@ from app.core.library import Library
 from app.core.llm import LlamaEngine
 from app.core.llm_process import EngineProcess
 from app.core.retrieval import Retriever
+from app.paths import resources_dir
 
 
 class NoModelConfigured(ModelFileError):
@@ -46,6 +48,7 @@ class Services:
         self._embedder: Embedder | None = None
         self._engine: LlamaEngine | EngineProcess | None = None
         self._history: ChatHistory | None = None
+        self._gate: RelevanceGate | None = None
         self.ingest_queue = IngestQueue(self.home)  # survives a closed window or a crash
 
     @property
@@ -70,7 +73,23 @@ class Services:
             return self._history
 
     def retriever(self) -> Retriever:
-        return Retriever(self.library, self.embedder)
+        return Retriever(self.library, self.embedder, gate=self.gate)
+
+    @property
+    def gate(self) -> RelevanceGate:
+        """The relevance gate of this library and embedder (its baseline is measured once and
+        kept in the data directory)."""
+        with self._lock:
+            embedder = self.embedder
+            if self._gate is None or self._gate.model_id != embedder.model_id:
+                self._gate = RelevanceGate(
+                    self.library,
+                    embedder.embed,
+                    embedder.model_id,
+                    load_probes(resources_dir() / "gate" / "probes.txt"),
+                    cache=self.home / "relevance-baseline.json",
+                )
+            return self._gate
 
     def ingestor(self) -> Ingestor:
         s = self.settings
@@ -128,6 +147,7 @@ class Services:
     def close(self) -> None:
         with self._lock:
             self.drop_engine()
+            self._gate = None
             if self._library is not None:
                 self._library.close()
                 self._library = None

@@ -322,6 +322,22 @@ class Library:
                 kept.append(term)
         return kept
 
+    @_turns
+    def term_frequency(self, term: str) -> int:
+        """How many chunks hold `term` (a lower-case word as the keyword index splits them)."""
+        row = self._db.execute("SELECT doc FROM chunks_vocab WHERE term=?", (term,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def best_similarities(self, vectors: np.ndarray) -> list[float]:
+        """Each vector's best cosine similarity in the collection, in one query (0.0 for an
+        empty collection)."""
+        if len(vectors) == 0:
+            return []
+        result = self.collection.query(
+            query_embeddings=[v.tolist() for v in vectors], n_results=1, include=["distances"]
+        )
+        return [1.0 - d[0] if d else 0.0 for d in result["distances"]]
+
     def vector_search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) best first; may include ids of non-live versions.
 

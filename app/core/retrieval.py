@@ -20,6 +20,7 @@ import numpy as np
 
 from app.core.embedding import Embedder
 from app.core.events import Hit
+from app.core.gate import RelevanceGate, Verdict
 from app.core.library import Library
 
 KEYWORD_WEIGHT = 0.1
@@ -97,11 +98,13 @@ class Retriever:
         embedder: Embedder,
         candidates: int = 40,
         min_similarity: float = 0.2,
+        gate: RelevanceGate | None = None,
     ) -> None:
         self.library = library
         self.embedder = embedder
         self.candidates = candidates
         self.min_similarity = min_similarity
+        self.gate = gate
 
     def search(self, query: str, k: int = 5) -> list[Hit]:
         """Up to k passages, best first, each with its cosine similarity as `score`."""
@@ -126,8 +129,18 @@ class Retriever:
         return merge_neighbours(hits)[:k]
 
     def relevant(self, hits: Sequence[Hit]) -> list[Hit]:
-        """Hits close enough to the question to be worth showing the model."""
+        """Hits close enough to the question to be worth showing the model at all (a floor
+        under single passages; whether the library answers the question is judge()'s call)."""
         return [h for h in hits if h.score >= self.min_similarity]
+
+    def judge(self, question: str, hits: Sequence[Hit]) -> Verdict:
+        """Whether `hits` (this question's, best first) answer it: the relevance gate's verdict,
+        or, without a gate, whether any hit reaches min_similarity."""
+        if self.gate is not None:
+            return self.gate.judge(question, hits)
+        best = max((h.score for h in hits), default=0.0)
+        ok = best >= self.min_similarity
+        return Verdict(ok, best, 0.0)
 
     def _similarities(self, ids: list[str], vector: np.ndarray) -> dict[str, float]:
         got = self.library.collection.get(ids=ids, include=["embeddings"])
