@@ -71,7 +71,26 @@ def add_arguments(p) -> None:
     g.add_argument("--retrieval", action="store_true", help="search latency p50/p95")
     g.add_argument("--synthetic-chunks", type=int, default=0, metavar="N")
     g.add_argument("--synthetic-vectors", choices=("random", "minilm"), default="random")
+    g.add_argument(
+        "--retrieval-while-ingesting",
+        metavar="DIR",
+        help="search latency while the same embedder ingests DIR into a scratch library",
+    )
     g.add_argument("--qa", metavar="FILE", help="questions with answer pages: hit@1, hit@5")
+    g.add_argument(
+        "--query-inline",
+        action="store_true",
+        help="embed questions on the caller's thread with torch's default threads (as before "
+        "they had a thread of their own), to compare",
+    )
+    g.add_argument(
+        "--gate",
+        metavar="QA",
+        action="append",
+        help="relevance gate: refusals of these answerable questions (repeatable) and of "
+        "--offtopic's, by tuning and held-out part",
+    )
+    g.add_argument("--offtopic", metavar="FILE", help="off-topic questions for --gate")
     g.add_argument("-k", type=int, default=5, help="hits per question for hit@k")
     g.add_argument("--generate", action="store_true", help="LLM load, TTFT and decode speed")
     add_generation_arguments(p)
@@ -98,6 +117,8 @@ def run_bench(args) -> int:
         args.baseline_langchain,
         args.synthetic_chunks,
         args.gui,
+        args.retrieval_while_ingesting,
+        args.gate,
     )
     if not any(wanted):
         print(
@@ -119,7 +140,9 @@ def run_bench(args) -> int:
     has_library = args.ingest or args.library or args.synthetic_chunks
     if has_library:
         _library_parts(args, results)
-    elif (args.retrieval or args.qa) and not args.baseline_langchain:
+    elif (
+        args.retrieval or args.qa or args.retrieval_while_ingesting
+    ) and not args.baseline_langchain:
         print(
             "confidant bench: --retrieval and --qa search a library: give --ingest DIR, "
             "--library HOME or --synthetic-chunks N.",
@@ -221,7 +244,7 @@ def _library_parts(args, results: dict) -> None:
                 vectors=args.synthetic_vectors,
                 embedder=embedder,
             )
-        retriever = Retriever(library, embedder)
+        retriever = Retriever(library, embedder, gate=_gate(library, embedder, home))
         if args.retrieval or args.synthetic_chunks:
             queries = DEFAULT_QUERIES
             if args.qa:
@@ -229,6 +252,23 @@ def _library_parts(args, results: dict) -> None:
             lat = bench_latency(retriever, queries, repeats=max(1, args.repeats), vectors=vectors)
             results["retrieval"] = lat.as_dict()
             _show(args, format_latency(results["retrieval"]))
+        if args.retrieval_while_ingesting:
+            from app.bench.retrieval import bench_latency_while_ingesting
+
+            queries = [q["question"] for q in load_qa(args.qa)] if args.qa else DEFAULT_QUERIES
+            if args.query_inline:
+                embedder.embed_query = lambda text: embedder.embed([text])[0]
+            with tempfile.TemporaryDirectory(prefix="confidant-bench-busy-") as scratch:
+                busy = bench_latency_while_ingesting(
+                    retriever, queries, args.retrieval_while_ingesting, scratch
+                )
+            results["retrieval_while_ingesting"] = busy
+            _show(args, format_busy(busy))
+        if args.gate:
+            from app.bench.gate import OFFTOPIC_DEFAULT, bench_gate, format_gate
+
+            results["gate"] = bench_gate(retriever, args.gate, args.offtopic or OFFTOPIC_DEFAULT)
+            _show(args, format_gate(results["gate"]))
         if args.qa:
             results["qa"] = bench_quality(retriever, args.qa, k=args.k)
             _show(args, format_qa(results["qa"], args.k))
@@ -238,6 +278,16 @@ def _library_parts(args, results: dict) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
         elif args.ingest_into and "ingest" in results:
             results["ingest"]["home"] = str(home)
+
+
+def _gate(library, embedder, home: Path):
+    """The app's relevance gate over this library (its baseline is not cached: the bench does
+    not write into a --library)."""
+    from app.core.gate import RelevanceGate, load_probes
+    from app.paths import resources_dir
+
+    probes = load_probes(resources_dir() / "gate" / "probes.txt")
+    return RelevanceGate(library, embedder.embed, embedder.model_id, probes)
 
 
 def _ingest_options(args):
@@ -321,6 +371,23 @@ def format_latency(d: dict) -> str:
             ("p50", f"{d['p50_ms']:.1f} ms"),
             ("p95", f"{d['p95_ms']:.1f} ms"),
             ("parts p50", f"{parts} ms"),
+        ],
+    )
+
+
+def format_busy(d: dict) -> str:
+    ingest = d.get("ingest") or {}
+    return _table(
+        "Search while ingesting",
+        [
+            ("questions asked", d["queries"]),
+            ("search p50 / p95", f"{d['p50_ms']} / {d['p95_ms']} ms"),
+            ("question embedding p50 / p95", f"{d['embed_p50_ms']} / {d['embed_p95_ms']} ms"),
+            (
+                "ingested meanwhile",
+                f"{ingest.get('pages', 0)} pages in {ingest.get('seconds', 0)} s",
+            ),
+            *([("ingestion error", d["error"])] if d.get("error") else []),
         ],
     )
 

@@ -205,3 +205,53 @@ def bench_quality(retriever, qa_path: str | Path, k: int = 5) -> dict:
         return [(h.path, h.page) for h in retriever.search(question, k=k)]
 
     return score_hits(items, search, k)
+
+
+# ------------------------------------------------------------------ latency while busy
+def bench_latency_while_ingesting(
+    retriever, queries: Sequence[str], folder: str | Path, scratch: str | Path
+) -> dict:
+    """Search latency while the same embedder ingests `folder` into a scratch library, as in
+    the window, where a question is asked while files are being added. Questions are asked
+    back to back for as long as the ingestion runs (at least one round), and the query
+    embedding is timed apart, since it is the part that competes for the cores."""
+    import threading
+
+    from app.bench.ingestion import bench_ingest
+
+    embedder = retriever.embedder
+    retriever.search(queries[0])  # warm-up, before the ingestion starts
+    outcome: dict = {}
+
+    def ingest() -> None:
+        try:
+            outcome["ingest"] = bench_ingest(folder, scratch, embedder=embedder)[0].as_dict()
+        except Exception as exc:  # reported, not raised: the latencies are still worth having
+            outcome["error"] = repr(exc)
+
+    worker = threading.Thread(target=ingest, name="bench-ingest")
+    worker.start()
+    time.sleep(2.0)  # the reader and the streams get going
+    totals: list[float] = []
+    embeds: list[float] = []
+    while worker.is_alive() or not totals:
+        for q in queries:
+            t0 = time.perf_counter()
+            embedder.embed_query(q)
+            t1 = time.perf_counter()
+            retriever.search(q)
+            t2 = time.perf_counter()
+            embeds.append((t1 - t0) * 1000)
+            totals.append((t2 - t1) * 1000)
+            if not worker.is_alive() and totals:
+                break
+    worker.join()
+    return {
+        "queries": len(totals),
+        "p50_ms": round(percentile(totals, 50), 2),
+        "p95_ms": round(percentile(totals, 95), 2),
+        "embed_p50_ms": round(percentile(embeds, 50), 2),
+        "embed_p95_ms": round(percentile(embeds, 95), 2),
+        "ingest": outcome.get("ingest"),
+        "error": outcome.get("error"),
+    }

@@ -68,6 +68,8 @@ class Embedder:
         self._cpu_streams = cpu_streams  # forward passes at once on the CPU; None: see streams
         self._model = None
         self._pool: ThreadPoolExecutor | None = None
+        self._query_pool: ThreadPoolExecutor | None = None
+        self._query_lane_failed = False
         self._lock = threading.Lock()
 
     def load(self):
@@ -254,18 +256,45 @@ class Embedder:
         return self._pool
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self.embed([text])[0]
+        """One question's vector. On the CPU it is computed on a thread of its own with one
+        torch thread: a question is a few dozen tokens, and a team of several OpenMP threads
+        waits at every barrier for whichever of them has lost its core to the ingestion streams
+        or another program, which turned a 5 ms embedding into hundreds of milliseconds on a
+        busy machine (`confidant bench --retrieval-while-ingesting` measures it)."""
+        return self.embed_aside([text])[0]
+
+    def embed_aside(self, texts: list[str]) -> np.ndarray:
+        """embed(texts) for a few short texts a person is waiting for (a question, the
+        sentences of an answer), on the questions' own thread: see embed_query."""
+        lane = self._query_lane() if self.device == "cpu" else None
+        if lane is None:
+            return self.embed(texts)
+        return lane.submit(self.embed, texts).result()
+
+    def _query_lane(self) -> ThreadPoolExecutor | None:
+        """The questions' thread (None if it could not start: the caller embeds instead)."""
+        with self._lock:
+            if self._query_pool is None and not self._query_lane_failed:
+                try:
+                    self._query_pool = _torch_thread_pool(1, threads_each=1, name="embed-query")
+                except threading.BrokenBarrierError:
+                    log.warning("the question thread did not start; embedding questions inline")
+                    self._query_lane_failed = True
+        return self._query_pool
 
 
-def _torch_thread_pool(streams: int) -> ThreadPoolExecutor:
-    """`streams` threads sharing this process's torch intra-op threads between them, started
-    now. torch.set_num_threads() is per thread for OpenMP but also sets the default that each
-    thread takes on its first torch call, so the default is put back once the pool's threads
-    have taken their own (threads that start torch work in that instant may get the share)."""
+def _torch_thread_pool(
+    streams: int, threads_each: int | None = None, name: str = "embed-stream"
+) -> ThreadPoolExecutor:
+    """`streams` threads sharing this process's torch intra-op threads between them (or
+    `threads_each` threads each), started now. torch.set_num_threads() is per thread for
+    OpenMP but also sets the default that each thread takes on its first torch call, so the
+    default is put back once the pool's threads have taken their own (threads that start
+    torch work in that instant may get the share)."""
     import torch
 
     default = torch.get_num_threads()
-    each = max(1, default // streams)
+    each = threads_each or max(1, default // streams)
     started = threading.Barrier(streams + 1)
 
     def start() -> None:
@@ -277,7 +306,7 @@ def _torch_thread_pool(streams: int) -> ThreadPoolExecutor:
             raise
         started.wait()
 
-    pool = ThreadPoolExecutor(streams, thread_name_prefix="embed-stream", initializer=start)
+    pool = ThreadPoolExecutor(streams, thread_name_prefix=name, initializer=start)
     try:
         for _ in range(streams):
             pool.submit(lambda: None)  # no worker is idle yet, so each task starts one
