@@ -22,7 +22,13 @@ from pathlib import Path
 
 from app.core.cancel import Cancelled, CancelToken
 from app.core.chunking import Chunk, Chunker, PageTokenizer
-from app.core.documents import DocumentError, UnreadableFile, read_pages, sniff
+from app.core.documents import (
+    DocumentError,
+    UnreadableFile,
+    read_pages,
+    reader_revision,
+    sniff,
+)
 from app.core.embedding import Embedder, EmbedderError
 from app.core.events import (
     FileDone,
@@ -51,15 +57,18 @@ def file_hash(path: Path) -> str:
 FIRST_CUT = (200, 40)  # the passage size and overlap every library was cut with at first
 
 
-def version_of(content_hash: str, chunk_tokens: int, chunk_overlap: int) -> str:
-    """A document version: its bytes and how they are cut into passages. A new passage size is
-    then a new version of every file, replaced one by one as if it had been edited, so the
+def version_of(content_hash: str, chunk_tokens: int, chunk_overlap: int, reader: str = "") -> str:
+    """A document version: its bytes, how they are cut into passages, and the revision of the
+    reader that turned them into text. A new passage size (or a better reader) is then a new
+    version of every file concerned, replaced one by one as if it had been edited, so the
     library stays searchable while it is re-cut (and a run cut short leaves each document whole,
-    old cut or new). With the first cut it is the bytes' hash alone, as libraries made before
-    held it, so an update does not re-read them."""
-    if (chunk_tokens, chunk_overlap) == FIRST_CUT:
+    old cut or new). With the first cut and reader it is the bytes' hash alone, as libraries
+    made before held it, so an update does not re-read them."""
+    if (chunk_tokens, chunk_overlap) == FIRST_CUT and not reader:
         return content_hash
     cut = f"{content_hash} cut {chunk_tokens}/{chunk_overlap}"
+    if reader:
+        cut += f" reader {reader}"
     return hashlib.sha256(cut.encode()).hexdigest()
 
 
@@ -384,7 +393,10 @@ class Ingestor:
             st = path.stat()
             kind = sniff(path)  # refuse unsupported files before hashing them
             version = version_of(
-                file_hash(path), self.options.chunk_tokens, self.options.chunk_overlap
+                file_hash(path),
+                self.options.chunk_tokens,
+                self.options.chunk_overlap,
+                reader_revision(path, kind),
             )
         except DocumentError as exc:
             return put(_Outcome(i, name, exc.status, exc.message, size=_size(path)))

@@ -11,7 +11,7 @@ import pytest
 
 from app.core.cancel import CancelToken
 from app.core.events import FileDone
-from app.core.ingest import FIRST_CUT, IngestOptions, Ingestor, version_of
+from app.core.ingest import FIRST_CUT, IngestOptions, Ingestor, file_hash, version_of
 from app.core.ingest_queue import IngestQueue
 from app.core.library import Library
 from tests.integration.test_bad_inputs import live_ids
@@ -102,6 +102,31 @@ def test_a_version_is_the_bytes_and_the_cut_and_the_first_cut_keeps_old_versions
     assert version_of(h, *FIRST_CUT) == h  # libraries made before keep their versions
     assert version_of(h, 120, 20) == version_of(h, 120, 20) != h
     assert len({version_of(h, 120, 20), version_of(h, 120, 30), version_of(h, 300, 20)}) == 3
+
+
+def test_files_whose_reader_improved_get_a_new_version_and_others_keep_theirs(tmp_path, embedder):
+    from app.core.documents import reader_revision
+
+    assert reader_revision("notes.md", "text") and reader_revision("page.htm", "html")
+    assert reader_revision("notes.txt", "text") == "" == reader_revision("a.pdf", "pdf")
+    h = "cd" * 32
+    assert version_of(h, *FIRST_CUT, reader_revision("notes.md", "text")) != h
+    # A library made before the reader changed: its Markdown is read again, its text is not.
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "guide.md").write_text("# Guide\n\nThe **gate** code is `K-19`.\n", encoding="utf-8")
+    (docs / "plain.txt").write_text("The lobby opens at seven.\n", encoding="utf-8")
+    (tmp_path / "home").mkdir()
+    lib = Library(tmp_path / "home", vector_process=False)
+    list(Ingestor(lib, embedder, IngestOptions()).run([str(docs)], CancelToken()))
+    for path in docs.iterdir():  # as the old code stored them: the bare hash
+        doc = lib.document(str(path))
+        lib._db.execute("UPDATE documents SET hash=? WHERE id=?", (file_hash(path), doc.id))
+        lib._db.execute("UPDATE chunks SET version=? WHERE doc_id=?", (file_hash(path), doc.id))
+    events = list(Ingestor(lib, embedder, IngestOptions()).run([str(docs)], CancelToken()))
+    status = {Path(e.path).name: e.status for e in events if isinstance(e, FileDone)}
+    assert status == {"guide.md": "replaced", "plain.txt": "unchanged"}
+    lib.close()
 
 
 def test_a_new_passage_size_recuts_each_document_in_turn_searchable_throughout(tmp_path, embedder):

@@ -174,6 +174,19 @@ def _sniff(path: str | os.PathLike[str]) -> str:
     return "text"
 
 
+# Readers whose output changed since libraries were first made: their revision is part of a
+# document's version (ingest.version_of), so files read by the old reader are read again when
+# they are next added or re-indexed, while every other file stays as it is.
+READER_REVISIONS = {"html": "html-2", "markdown": "markdown-1"}
+
+
+def reader_revision(path: str | os.PathLike[str], kind: str) -> str:
+    """The revision of the reader that reads `path` (sniffed as `kind`); "" for the first."""
+    if kind == "text" and Path(path).suffix.lower() in MARKDOWN_SUFFIXES:
+        kind = "markdown"
+    return READER_REVISIONS.get(kind, "")
+
+
 @guarded("document", "Open it in its own program, save it again, and add that copy.")
 def read_pages(path: str | os.PathLike[str]) -> Iterator[Page]:
     """Sniff the file, then yield its pages from the matching loader (lazily). Text in a file
