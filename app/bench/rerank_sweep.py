@@ -210,13 +210,10 @@ def rerank_latency(encoder, questions: list[str], pools: dict, depth: int) -> di
 
 
 # ------------------------------------------------------------------ variants
-def zscore(x: np.ndarray) -> np.ndarray:
-    sd = x.std()
-    return (x - x.mean()) / sd if sd > 1e-9 else x * 0.0
-
-
 def order(cands: list[dict], variant: dict, second: dict[str, np.ndarray]) -> list[int]:
     """Indices of `cands`, best first, under `variant`."""
+    from app.core.rerank import fuse
+
     kind = variant["kind"]
     use = [i for i, c in enumerate(cands) if variant.get("neighbours") or c["origin"] == "pool"]
     depth = variant.get("depth")
@@ -228,13 +225,10 @@ def order(cands: list[dict], variant: dict, second: dict[str, np.ndarray]) -> li
     s2 = np.array([second[variant["encoder"]][i] for i in use])
     if kind == "second":
         score = s2
-    elif kind == "z":
-        w = variant["w"]
-        score = (1 - w) * zscore(s1) + w * zscore(s2)
+    elif kind == "z":  # what app.core.rerank.Reranker does, given the blended scores
+        score = fuse(s1, s2, variant["w"])
     elif kind == "zcos":  # the first stage's cosine alone (what a Hit carries as its score)
-        w = variant["w"]
-        c1 = np.array([cands[i]["cos1"] for i in use])
-        score = (1 - w) * zscore(c1) + w * zscore(s2)
+        score = fuse([cands[i]["cos1"] for i in use], s2, variant["w"])
     elif kind == "rrf":
         r1 = np.argsort(np.argsort(-s1))
         r2 = np.argsort(np.argsort(-s2))

@@ -6,7 +6,7 @@ machine with a GPU), then search with the app's own ranking over those vectors.
     python -m app.bench.swap_encoder export --library HOME --out chunks.jsonl
     python -m app.bench.swap_encoder embed --chunks chunks.jsonl --model PATH --out vectors.npy
     python -m app.bench.swap_encoder score --library HOME --chunks chunks.jsonl \\
-        --vectors vectors.npy --model PATH --qa FILE [--qa FILE ...]
+        --vectors vectors.npy --model PATH [--vectors V2 --model M2] --qa FILE [--qa FILE ...]
 
 `score` ranks as Retriever.search does (app/core/retrieval.py: the 40 nearest by cosine and the
 40 best by BM25 from the library's own keyword index, blended, neighbours merged), with the
@@ -65,12 +65,14 @@ class SwappedRetriever:
     """Retriever.search over exported chunks and another encoder's vectors of them."""
 
     def __init__(self, library, encoder, chunks: list[dict], vectors: np.ndarray, candidates=40):
+        """`encoder` and `vectors` may be lists (same length): the cosine is then the mean of
+        each encoder's cosine against its own vectors (an ensemble of embedders)."""
         self.library = library
-        self.encoder = encoder
+        self.encoders = encoder if isinstance(encoder, list) else [encoder]
+        self.vector_sets = vectors if isinstance(vectors, list) else [vectors]
         self.chunks = {c["id"]: c for c in chunks}
         self.ids = [c["id"] for c in chunks]
         self.row = {cid: i for i, cid in enumerate(self.ids)}
-        self.vectors = vectors
         self.candidates = candidates
 
     def search(self, query: str, k: int = 5):
@@ -80,8 +82,10 @@ class SwappedRetriever:
         from app.core.retrieval import blend, merge_neighbours
 
         by_keyword = self.library.keyword_search_scored(query, self.candidates)
-        q = np.asarray(self.encoder.embed_query(query), dtype=np.float32)
-        cos = self.vectors @ q
+        cos = np.zeros(len(self.ids), dtype=np.float32)
+        for encoder, vectors in zip(self.encoders, self.vector_sets, strict=True):
+            cos += vectors @ np.asarray(encoder.embed_query(query), dtype=np.float32)
+        cos /= len(self.encoders)
         top = np.argpartition(-cos, self.candidates)[: self.candidates]
         similarity = {self.ids[i]: float(cos[i]) for i in top}
         for cid, _ in by_keyword:
@@ -107,9 +111,11 @@ def score(args) -> None:
 
     library = Library(Path(args.library))
     chunks = read_chunks(Path(args.chunks))
-    vectors = np.load(args.vectors)
-    encoder = load_encoder(args.model)
-    retriever = SwappedRetriever(library, encoder, chunks, vectors)
+    if len(args.vectors) != len(args.model):
+        raise SystemExit("give one --model for each --vectors")
+    vectors = [np.load(v) for v in args.vectors]
+    encoders = [load_encoder(m) for m in args.model]
+    retriever = SwappedRetriever(library, encoders, chunks, vectors)
     for f in args.qa:
         items = load_qa(f)
         for group, idx in groups_of(Path(f), items).items():
@@ -143,8 +149,8 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("score")
     s.add_argument("--library", required=True)
     s.add_argument("--chunks", required=True)
-    s.add_argument("--vectors", required=True)
-    s.add_argument("--model", required=True)
+    s.add_argument("--vectors", action="append", required=True, help="repeat for an ensemble")
+    s.add_argument("--model", action="append", required=True, help="one for each --vectors")
     s.add_argument("--qa", action="append", required=True)
     args = ap.parse_args(argv)
     if args.step == "export":

