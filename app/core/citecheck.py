@@ -499,7 +499,8 @@ def evidence_for(
                 best_ev = ev
         if len(_content(claims[0])) < MIN_CLAIM_WORDS and best_ev is not None:
             best_ev = Evidence(1.0, 1.0, (), best_ev.best)
-        entry[n] = best_ev
+        if best_ev is not None and (entry.get(n) is None or _better(best_ev, entry[n])):
+            entry[n] = best_ev  # "A [1], B [1]": the clause that [1] backs best
     return [(s, ev, passages) for s, ev in out.values()]
 
 
