@@ -220,15 +220,34 @@ def cmd_ingest(services, args) -> int:
 def cmd_search(services, args) -> int:
     if not args.query.strip():
         raise UserError("the search text is empty. Type what to look for.")
-    hits = services.retriever().search(args.query, k=max(1, args.k))
+    retriever = services.retriever()
+    hits = retriever.search(args.query, k=max(1, args.k))
+    # The same decision `ask` makes in only-from-documents mode.
+    verdict = retriever.judge(args.query, hits)
     if args.json:
-        print(json.dumps({"hits": [_hit_json(h) for h in hits]}))
+        print(
+            json.dumps(
+                {
+                    "hits": [_hit_json(h) for h in hits],
+                    "answerable": verdict.answerable,
+                    "relevance": verdict.as_dict(),
+                }
+            )
+        )
         return EXIT_OK
     if not hits:
         print("No passages found. Add documents with 'confidant ingest PATH'.", file=sys.stderr)
+    elif not verdict.answerable:
+        print(NOT_MATCHING, file=sys.stderr)
     for n, h in enumerate(hits, start=1):
         print(f"[{n}] {_where(h)}  (score {h.score:.2f})\n    {_snippet(h.text, 300)}")
     return EXIT_OK
+
+
+NOT_MATCHING = (
+    "Your documents do not seem to answer this; these are only the closest passages, "
+    "and they do not match the question."
+)
 
 
 def cmd_ask(services, args) -> int:
@@ -245,11 +264,13 @@ def cmd_ask(services, args) -> int:
         except ModelFileError as exc:
             raise UserError(str(exc)) from None
     token = CancelToken()
-    sources, done = (), None
+    sources, closest, answerable, done = (), (), True, None
     try:
         for event in services.chat().ask(args.question, token):
-            if isinstance(event, SourcesFound):
+            if isinstance(event, SourcesFound) and event.answerable:
                 sources = event.sources
+            elif isinstance(event, SourcesFound):
+                closest, answerable = event.sources, False
             elif isinstance(event, TextPiece) and not args.json:
                 sys.stdout.write(event.text)
                 sys.stdout.flush()
@@ -267,6 +288,8 @@ def cmd_ask(services, args) -> int:
                 {
                     "answer": done.answer,
                     "sources": [{"n": s.n, **_hit_json(s.hit)} for s in sources],
+                    "answerable": answerable,
+                    "closest": [_hit_json(s.hit) for s in closest],
                     "stats": {
                         "ttft_ms": st.ttft_ms,
                         "prompt_tokens": st.prompt_tokens,
@@ -284,6 +307,10 @@ def cmd_ask(services, args) -> int:
         print("\nSources:")
         for s in sources:
             print(f"  [{s.n}] {_where(s.hit)}: {_snippet(s.hit.text, 120)}")
+    elif closest:
+        print("\nClosest passages (they do not match the question, and were not used):")
+        for s in closest:
+            print(f"  - {_where(s.hit)}: {_snippet(s.hit.text, 120)}")
     if done and done.stats.completion_tokens:
         st = done.stats
         print(

@@ -6,16 +6,19 @@ answered "not found" at once, and search keeps working when no model can be load
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from app.config import Settings
 from app.core.cancel import Cancelled, CancelToken
+from app.core.citecheck import check_citations
 from app.core.events import (
     AnswerDone,
     AnswerFailed,
     ChatEvent,
+    CitationCheck,
     GenerationStats,
     Source,
     SourcesFound,
@@ -25,6 +28,8 @@ from app.core.gguf_check import ModelFileError
 from app.core.llm import Generated, LlamaEngine, PromptTooLong
 from app.core.prompt import NOT_FOUND, system_prompt, user_message
 from app.core.retrieval import Retriever, pack
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,18 +57,25 @@ class ChatSession:
             yield AnswerFailed("Type a question first.")
             return
         try:
-            hits = self.retriever.relevant(
-                self.retriever.search(question, k=max(1, self.settings.sources) * 2)
-            )
+            found = self.retriever.search(question, k=max(1, self.settings.sources) * 2)
+            verdict = self.retriever.judge(question, found)
         except Exception as exc:  # the library is unreadable: say so, do not crash the lane
             yield AnswerFailed(f"Searching your documents failed: {exc}")
             return
         strict = self.settings.only_from_documents
-        if not hits and strict:
-            yield SourcesFound(())
-            yield TextPiece(NOT_FOUND)
-            yield AnswerDone(NOT_FOUND, GenerationStats(model="", stop_reason="no_sources"))
-            return
+        hits = self.retriever.relevant(found) if verdict.answerable else []
+        if not hits:
+            # The documents do not answer it: the closest passages are shown for what they are
+            # (not matching), never handed to the model as sources it could cite.
+            closest = tuple(
+                Source(n, h) for n, h in enumerate(found[: self.settings.sources], start=1)
+            )
+            yield SourcesFound(closest, answerable=False)
+            if strict:
+                yield TextPiece(NOT_FOUND)
+                reason = "not_answerable" if closest else "no_sources"
+                yield AnswerDone(NOT_FOUND, GenerationStats(model="", stop_reason=reason), closest)
+                return
         try:
             engine = self._engine()
             report = engine.load()
@@ -86,7 +98,8 @@ class ChatSession:
         budget -= sum(engine.count_tokens(m["content"]) + 8 for m in history_msgs)
         packed = pack(hits, engine.count_tokens, budget)[: self.settings.sources]
         sources = tuple(Source(n, h) for n, h in enumerate(packed, start=1))
-        yield SourcesFound(sources)
+        if hits:
+            yield SourcesFound(sources)
         messages = [
             {"role": "system", "content": system},
             *history_msgs,
@@ -125,7 +138,19 @@ class ChatSession:
             gpu_layers=report.gpu_layers,
             stop_reason=final.stop_reason,
         )
-        yield AnswerDone("".join(pieces), stats, sources)
+        answer = "".join(pieces)
+        yield AnswerDone(answer, stats, sources, self._check(answer, sources))
+
+    def _check(self, answer: str, sources: Sequence[Source]) -> tuple[CitationCheck, ...]:
+        """Each citing sentence checked against the passages it cites (app/core/citecheck.py);
+        a check that fails costs its marks, never the answer."""
+        if not sources or "[" not in answer:
+            return ()
+        try:
+            return check_citations(answer, sources, self.retriever.embedder.embed_aside)
+        except Exception:
+            log.exception("the citation check failed")
+            return ()
 
     @staticmethod
     def _history_messages(engine: LlamaEngine, history: Sequence[Turn], budget: int) -> list[dict]:

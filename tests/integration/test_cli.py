@@ -89,7 +89,19 @@ def test_a_question_with_no_answer_in_the_library_says_so(library, capsys):
     )
     assert code == 0
     assert result["answer"] == "I could not find this in your documents."
-    assert result["sources"] == []
+    assert result["sources"] == []  # nothing is cited...
+    assert result["answerable"] is False
+    assert result["closest"]  # ...the closest passages are shown for what they are
+    code, out, _ = run(capsys, "ask", "What is the capital of France?")
+    assert code == 0 and "Sources:" not in out and "do not match the question" in out
+
+
+def test_search_says_whether_the_passages_answer_the_question(library, capsys):
+    _, on, _ = run_json(capsys, "search", "Where is the emergency assembly point?")
+    _, off, _ = run_json(capsys, "search", "Who won the football World Cup in 2018?")
+    assert on["answerable"] is True and off["answerable"] is False
+    assert off["hits"]  # search still lists what is closest
+    assert off["relevance"]["closeness"] < on["relevance"]["closeness"]
 
 
 def test_reingesting_does_no_work_and_a_changed_file_is_replaced(library, capsys, tmp_path):
