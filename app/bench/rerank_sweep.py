@@ -24,16 +24,13 @@ import argparse
 import hashlib
 import json
 import pickle
-import re
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from app.bench.retrieval import load_qa
-
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)  # letters and digits: markup like __x__ is no word
+from app.bench.retrieval import answers, load_qa
 
 
 # ------------------------------------------------------------------ question groups
@@ -48,21 +45,6 @@ def groups_of(path: Path, items: list[dict]) -> dict[str, list[int]]:
             out.setdefault(f"{name} {it['split']}", []).append(i)
         return out
     return {name: list(range(len(items)))}
-
-
-def answers(item: dict, path: str, page: int | None, text: str) -> bool:
-    """Does this passage answer the item? Same file (basename), same page where pages are
-    given, and, where the item names evidence, every word of it in the passage."""
-    if Path(path).name != item["file"]:
-        return False
-    pages = item.get("pages") or []
-    if pages and page not in {int(p) for p in pages}:
-        return False
-    evidence = item.get("evidence")
-    if evidence:
-        have = set(_WORD.findall(text.lower()))
-        return all(w in have for w in _WORD.findall(evidence.lower()))
-    return True
 
 
 # ------------------------------------------------------------------ stage 1 with its scores

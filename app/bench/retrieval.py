@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -171,20 +172,38 @@ def load_qa(path: str | Path) -> list[dict]:
     return items
 
 
+_WORD = re.compile(r"[^\W_]+")  # letters and digits: markup like __x__ is no word
+
+
+def answers(item: dict, path: str, page: int | None, text: str | None = None) -> bool:
+    """Does this passage answer the item? Same file (basename), same page where the item gives
+    pages (formats without pages give none), and, where it names `evidence`, every word of
+    that in the passage (so a passage of the right file that does not answer does not count)."""
+    if Path(path).name != item["file"]:
+        return False
+    pages = item.get("pages") or []
+    if pages and page not in {int(p) for p in pages}:
+        return False
+    evidence = item.get("evidence")
+    if evidence and text is not None:
+        have = set(_WORD.findall(text.lower()))
+        return all(w in have for w in _WORD.findall(evidence.lower()))
+    return True
+
+
 def score_hits(
     items: Sequence[dict],
-    search: Callable[[str, int], Sequence[tuple[str, int | None]]],
+    search: Callable[[str, int], Sequence[tuple]],
     k: int = 5,
 ) -> dict:
-    """hit@1 and hit@k: is an answer (file basename, page) among the first 1 / k results?
-    `search(question, k)` returns (path, page) pairs, best first."""
+    """hit@1 and hit@k: is an answer among the first 1 / k results? `search(question, k)`
+    returns (path, page) or (path, page, text) tuples, best first (see answers())."""
     hit1 = hitk = 0
     misses = []
     for item in items:
-        found = [(Path(p).name, pg) for p, pg in search(item["question"], k)][:k]
-        answers = {(item["file"], int(pg)) for pg in item["pages"]}
-        first = bool(found) and found[0] in answers
-        any_k = any(f in answers for f in found)
+        found = [answers(item, *hit) for hit in search(item["question"], k)][:k]
+        first = bool(found) and found[0]
+        any_k = any(found)
         hit1 += first
         hitk += any_k
         if not any_k:
@@ -202,7 +221,7 @@ def bench_quality(retriever, qa_path: str | Path, k: int = 5) -> dict:
     items = load_qa(qa_path)
 
     def search(question: str, k: int):
-        return [(h.path, h.page) for h in retriever.search(question, k=k)]
+        return [(h.path, h.page, h.text) for h in retriever.search(question, k=k)]
 
     return score_hits(items, search, k)
 

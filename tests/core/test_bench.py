@@ -190,3 +190,18 @@ def test_bench_qa_without_a_library_refuses_instead_of_scoring_nothing(capsys):
     assert main(["bench", "--qa", "resources/bench/qa.jsonl"]) == 2
     err = capsys.readouterr().err
     assert "--library HOME" in err and "--ingest DIR" in err
+
+
+def test_rows_without_pages_are_scored_by_file_and_evidence_words():
+    item = {"question": "q", "file": "guide.md", "pages": [], "evidence": "TCP/IP swiss army"}
+
+    def search(question, k):
+        return [
+            ("/d/other.md", None, "the TCP/IP swiss army knife"),  # wrong file
+            ("/d/guide.md", None, "netcat is a network tool"),  # right file, not the answer
+            ("/d/guide.md", None, "netcat: the TCP/IP Swiss-army knife"),
+        ]
+
+    got = score_hits([item], search, k=5)
+    assert got["hit@1"] == 0.0 and got["hit@5"] == 1.0
+    assert score_hits([item], search, k=2)["hit@2"] == 0.0
