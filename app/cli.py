@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from app.config import SettingsError, data_dir, isolate_from_network
+from app.core.paths import display
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -170,7 +171,7 @@ def cmd_ingest(services, args) -> int:
     given = [os.path.abspath(os.path.expanduser(p)) for p in args.paths]
     earlier = [p for p in ingestor.resumable() if p not in given]
     for path in earlier:
-        progress.line(f"picking up '{path}' (asked for earlier, not finished)")
+        progress.line(f"picking up '{display(path)}' (asked for earlier, not finished)")
     if not given and not earlier:
         if args.json:
             print(json.dumps({"files": [], "seconds": 0.0}))
@@ -183,7 +184,7 @@ def cmd_ingest(services, args) -> int:
             if isinstance(event, IngestStarted):
                 total = event.total
                 for path in event.interrupted:
-                    progress.line(f"resuming '{path}' (an earlier run was interrupted)")
+                    progress.line(f"resuming '{display(path)}' (an earlier run was interrupted)")
             elif isinstance(event, FileDone):
                 files.append(event)
                 progress.file_done(event, len(files), total)
@@ -200,7 +201,12 @@ def cmd_ingest(services, args) -> int:
             json.dumps(
                 {
                     "files": [
-                        {"path": f.path, "status": f.status, "chunks": f.chunks, "error": f.error}
+                        {
+                            "path": display(f.path),
+                            "status": f.status,
+                            "chunks": f.chunks,
+                            "error": f.error and display(f.error),
+                        }
                         for f in files
                     ],
                     "seconds": round(seconds, 3),
@@ -213,7 +219,7 @@ def cmd_ingest(services, args) -> int:
         print(f"{summary or 'nothing to do'} in {seconds:.1f} s", file=sys.stderr)
         for f in files:
             if f.status in ("failed", "skipped"):
-                print(f"  {f.status}: {f.path}: {f.error}", file=sys.stderr)
+                print(f"  {f.status}: {display(f.path)}: {display(f.error or '')}", file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -328,7 +334,12 @@ def cmd_list(services, args) -> int:
             json.dumps(
                 {
                     "documents": [
-                        {"path": d.path, "status": d.status, "chunks": d.chunks, "error": d.error}
+                        {
+                            "path": display(d.path),
+                            "status": d.status,
+                            "chunks": d.chunks,
+                            "error": d.error,
+                        }
                         for d in docs
                     ]
                 }
@@ -339,7 +350,7 @@ def cmd_list(services, args) -> int:
         print("The library is empty. Add documents with 'confidant ingest PATH'.", file=sys.stderr)
     for d in docs:
         extra = f"  ({d.error})" if d.error else ""
-        print(f"{d.status:<8} {d.chunks:>6} chunks  {d.path}{extra}")
+        print(f"{d.status:<8} {d.chunks:>6} chunks  {display(d.path)}{extra}")
     return EXIT_OK
 
 
@@ -348,11 +359,12 @@ def cmd_remove(services, args) -> int:
     for raw in args.paths:
         path = str(Path(raw).expanduser().resolve())
         if services.library.remove(path):
-            print(f"removed {path}", file=sys.stderr)
+            print(f"removed {display(path)}", file=sys.stderr)
         else:
             missing += 1
             print(
-                f"confidant: '{raw}' is not in the library (see 'confidant list').", file=sys.stderr
+                f"confidant: '{display(raw)}' is not in the library (see 'confidant list').",
+                file=sys.stderr,
             )
     return EXIT_FAILED if missing else EXIT_OK
 
@@ -383,18 +395,20 @@ class _Progress:
                 else (event.error or event.status)
             )
             print(
-                f"[{n}/{total}, ETA {eta:.0f} s] {event.status}: {Path(event.path).name}: {detail}",
+                f"[{n}/{total}, ETA {eta:.0f} s] {event.status}: "
+                f"{display(Path(event.path).name)}: {display(detail)}",
                 file=sys.stderr,
             )
 
 
 def _hit_json(hit) -> dict:
-    """A passage as scripts read it: page 1-based, or null for formats without pages."""
-    return {"path": hit.path, "page": hit.page, "score": hit.score, "text": hit.text}
+    """A passage as scripts read it: page 1-based, or null for formats without pages. A name
+    that is not valid UTF-8 shows its undecodable bytes as \\xNN (JSON holds only text)."""
+    return {"path": display(hit.path), "page": hit.page, "score": hit.score, "text": hit.text}
 
 
 def _where(hit) -> str:
-    name = Path(hit.path).name
+    name = display(Path(hit.path).name)
     return f"{name}, page {hit.page}" if hit.page is not None else name
 
 

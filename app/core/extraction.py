@@ -10,6 +10,9 @@ memory stays bounded whatever the file's size. Given a Chunker, the worker also 
 into chunks (tokenizing them with the embedder's Rust tokenizer), so the ingesting process gets
 chunks with their token ids and spends none of its GIL on tokenizing (app/bench/NOTES.md).
 
+The path crosses to the worker as the str it is (pickle keeps a name's undecodable bytes, held
+as surrogates, and the readers open such a name); messages show those bytes escaped.
+
 Errors keep their meaning: the loader's DocumentError subclasses cross the process boundary
 as they are. A worker that dies (a parser crash) fails only the file it was reading; the next
 file gets a fresh worker. Where no process can be started, pages are read in the calling thread.
@@ -30,6 +33,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from app.core.chunking import Chunk, Chunker
 from app.core.documents import CorruptDocument, Page, read_pages
+from app.core.paths import display
 
 log = logging.getLogger(__name__)
 
@@ -219,8 +223,8 @@ class PageReader:
         except BrokenProcessPool as exc:
             self._discard()
             raise CorruptDocument(
-                f"'{os.path.basename(path)}' could not be read: the PDF reader stopped while "
-                "reading it. Open it in a PDF reader, save or print it to a new PDF, and add "
+                f"'{display(os.path.basename(path))}' could not be read: the PDF reader stopped "
+                "while reading it. Open it in a PDF reader, save or print it to a new PDF, and add "
                 "that copy instead."
             ) from exc
 

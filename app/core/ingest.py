@@ -6,11 +6,19 @@ token ids the chunker made, in batches that span files (so a folder of small fil
 each batch) and writes them. A file's new version becomes
 live only when all its chunks are stored (see library.py), so cancelling or crashing at any point
 loses nothing already ingested; the next run redoes only the files left unfinished.
+
+One file never ends the run: whatever goes wrong while it is read (an unexpected exception
+included) makes it "failed" with a message naming it, and the reader goes on with the next.
+Paths are Python's surrogateescape str, so a name that is not valid UTF-8 is read like any
+other; messages show it with its undecodable bytes escaped (paths.py). A file is read only
+from a state that held still: its size, mtime and inode are compared before its hash and
+after its last page, and a file that changed meanwhile is read again (READ_ATTEMPTS in all).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import queue
 import threading
@@ -41,9 +49,13 @@ from app.core.events import (
 from app.core.extraction import PageReader, chunk_batches
 from app.core.ingest_queue import IngestQueue
 from app.core.library import ChunkRecord, Library
+from app.core.paths import display
 from app.core.walk import expand
 
+log = logging.getLogger(__name__)
+
 HASH_BLOCK = 1 << 20
+READ_ATTEMPTS = 3  # reads of a file that keeps changing while it is read, before it fails
 
 
 def file_hash(path: Path) -> str:
@@ -97,6 +109,13 @@ class _End:
 
 
 @dataclass
+class _Restart:
+    """The file changed while it was read: drop what was sent of it; it is read again."""
+
+    i: int
+
+
+@dataclass
 class _Outcome:
     """A file finished without writing (unchanged, skipped, or failed), or failed midway."""
 
@@ -108,8 +127,14 @@ class _Outcome:
     size: int = 0
     mtime: float = 0.0
 
+    def __post_init__(self) -> None:
+        # Loaders quote the file's name as it is: show its undecodable bytes escaped.
+        if self.error is not None:
+            self.error = display(self.error)
+
 
 _DONE = object()
+_CHANGED = object()  # what _read_version returns when the file changed while it was read
 
 
 @dataclass
@@ -208,7 +233,7 @@ class Ingestor:
         yield IngestStarted(total=len(files) + len(problems), interrupted=tuple(interrupted))
         for problem in problems:
             run.counts["failed"] += 1
-            yield FileDone(problem.path, "failed", error=problem.message)
+            yield FileDone(problem.path, "failed", error=display(problem.message))
         if files:
             yield from self._pipeline(files, cancel, run)
         if self.ingest_queue is not None and not cancel.cancelled:
@@ -252,6 +277,7 @@ class Ingestor:
         self._window = max(self.options.embed_window, 1)
         reader.start()
         open_files: dict[int, _OpenFile] = {}
+        started: set[int] = set()  # files whose FileStarted went out (once, if read again)
         pending: list[tuple[int, Chunk]] = []
         try:
             while True:
@@ -269,7 +295,9 @@ class Ingestor:
                 if isinstance(msg, _Begin):
                     doc_id = self.library.begin_version(msg.path, msg.version, msg.size, msg.mtime)
                     open_files[msg.i] = _OpenFile(msg.path, doc_id, msg.version, msg.replacing)
-                    yield FileStarted(msg.path, msg.i, len(files))
+                    if msg.i not in started:
+                        started.add(msg.i)
+                        yield FileStarted(msg.path, msg.i, len(files))
                 elif isinstance(msg, _Chunks):
                     f = open_files[msg.i]
                     f.pages = msg.pages
@@ -284,6 +312,10 @@ class Ingestor:
                     f = open_files[msg.i]
                     f.ended, f.pages = True, msg.pages
                     yield from self._commit_ended(open_files, run)
+                elif isinstance(msg, _Restart):  # what was read of it is not the file's text
+                    f = open_files.pop(msg.i)
+                    pending[:] = [(i, c) for i, c in pending if i != msg.i]
+                    self.library.abandon_version(f.doc_id, f.version, "interrupted", None)
                 elif isinstance(msg, _Outcome):
                     if msg.i in open_files:  # failed midway: drop its partial version
                         f = open_files.pop(msg.i)
@@ -293,7 +325,8 @@ class Ingestor:
                         self.library.record_unreadable(
                             msg.path, msg.status, msg.error or "", msg.size, msg.mtime
                         )
-                    if msg.status != "unchanged":
+                    if msg.status != "unchanged" and msg.i not in started:
+                        started.add(msg.i)
                         yield FileStarted(msg.path, msg.i, len(files))
                     run.counts[msg.status] += 1
                     yield FileDone(msg.path, msg.status, chunks=msg.chunks, error=msg.error)
@@ -334,7 +367,7 @@ class Ingestor:
             return
         with run.timed("embedding"):
             vectors = self.embedder.embed_tokens(
-                [c.ids for _, c in live], [c.text for _, c in live], cancel
+                [c.ids for _, c in live], [c.embedded_text for _, c in live], cancel
             )
         by_file: dict[int, list[tuple[int, ChunkRecord]]] = {}
         for row, (i, c) in enumerate(live):
@@ -356,7 +389,7 @@ class Ingestor:
         for i in [i for i, f in open_files.items() if f.ended and f.buffered == 0]:
             f = open_files.pop(i)
             if f.next_idx == 0:
-                error = f"'{Path(f.path).name}' has no text to read."
+                error = f"'{display(Path(f.path).name)}' has no text to read."
                 self.library.abandon_version(f.doc_id, f.version, "skipped", error)
                 run.counts["skipped"] += 1
                 yield FileDone(f.path, "skipped", pages=f.pages, error=error)
@@ -382,12 +415,50 @@ class Ingestor:
 
         try:
             for i, path in enumerate(files):
-                if stop.is_set() or not self._read_one(i, path, put):
+                if stop.is_set():
+                    return
+                try:
+                    going_on = self._read_one(i, path, put)
+                except Exception as exc:  # a bug or a parser we did not expect: this file fails
+                    # for a developer's log only: the user gets the message below, no traceback
+                    log.debug("reading %s failed", display(path), exc_info=True)
+                    going_on = put(
+                        _Outcome(
+                            i,
+                            str(path),
+                            "failed",
+                            f"'{display(path.name)}' could not be read: unexpected "
+                            f"{type(exc).__name__}. The other files are not affected.",
+                        )
+                    )
+                if not going_on:
                     return
         finally:
             put(_DONE)
 
     def _read_one(self, i: int, path: Path, put) -> bool:
+        """Read one file and send what came of it; False when the run is stopping."""
+        for attempt in range(READ_ATTEMPTS):
+            got = self._read_version(i, path, put)
+            if got is not _CHANGED:
+                return got
+            log.info("%s changed while it was read (read %d)", display(path), attempt + 1)
+            if not put(_Restart(i)):
+                return False
+        return put(
+            _Outcome(
+                i,
+                str(path),
+                "failed",
+                f"'{display(path.name)}' kept changing while it was read; add it again when "
+                "it is saved.",
+                size=_size(path),
+            )
+        )
+
+    def _read_version(self, i: int, path: Path, put):
+        """Read the file as it is now: True/False as _read_one, or _CHANGED when it changed
+        between its hash and its last page (what was sent of it must then be dropped)."""
         name = str(path)
         try:
             st = path.stat()
@@ -433,10 +504,16 @@ class Ingestor:
                     batch = batch[self._window :]
             if batch and not put(_Chunks(i, batch, pages)):
                 return False
+            if _identity(path.stat()) != _identity(st):  # raises OSError if it is gone
+                return _CHANGED
             return put(_End(i, pages))
         except DocumentError as exc:
+            if _changed_since(path, st):  # a file half-saved may look damaged: read it again
+                return _CHANGED
             return put(_Outcome(i, name, exc.status, exc.message))
         except OSError as exc:
+            if _changed_since(path, st):
+                return _CHANGED
             return put(
                 _Outcome(
                     i,
@@ -445,15 +522,19 @@ class Ingestor:
                     f"'{path.name}' could not be read to the end ({exc.strerror or exc}).",
                 )
             )
-        except Exception as exc:  # a bug or a parser we did not expect: report, never crash the run
-            return put(
-                _Outcome(
-                    i,
-                    name,
-                    "failed",
-                    f"'{path.name}' could not be read: unexpected {type(exc).__name__}.",
-                )
-            )
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What changes when a file is written (in place or by replacing it)."""
+    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev
+
+
+def _changed_since(path: Path, st: os.stat_result) -> bool:
+    """Whether the file is there and no longer the one `st` described."""
+    try:
+        return _identity(path.stat()) != _identity(st)
+    except OSError:  # gone: reading it again would only say so
+        return False
 
 
 def _size(path: Path) -> int:

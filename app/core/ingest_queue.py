@@ -6,6 +6,9 @@ drop, a CLI argument) and comes out when the run that read it has finished, or w
 presses Stop. It is a small JSON list in the data dir, replaced atomically on every change,
 so the window can write it from its own thread without waiting on the library.
 
+Paths are stored losslessly: a name that is not valid UTF-8 (its undecodable bytes held as
+surrogates, see paths.py) is written with JSON's \\u escapes, which read back to the same str.
+
 A path asked for again while queued is kept once: the run that reads it answers both requests
 (runs killed before finishing do not pile up copies).
 """
@@ -76,13 +79,16 @@ class IngestQueue:
         only the resume after a restart is lost, which is no reason to stop adding files."""
         tmp = self.file.with_suffix(".json.tmp")
         try:
+            # ASCII with \u escapes: a path holding undecodable bytes (lone surrogates) has no
+            # UTF-8 form, and the escapes read back to the very same str.
+            data = json.dumps(self._paths, ensure_ascii=True).encode("ascii")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self._paths, fh, ensure_ascii=False)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.file)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             log.warning("could not save the ingest queue %s: %s", self.file, exc)
             with contextlib.suppress(OSError):
                 tmp.unlink()

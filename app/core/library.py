@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from app.core.events import Hit
+from app.core.paths import display, from_sql, to_sql
 from app.core.row_writer import RowWriter
 from app.core.vector_store import WRITE_SLICE, CollectionProcess, LocalCollection
 
@@ -236,7 +237,7 @@ class Library:
             "SELECT id, path, hash, pending, size, mtime, status, error, chunks, pages "
             "FROM documents ORDER BY path"
         ).fetchall()
-        return [DocumentRow(*r) for r in rows]
+        return [_document_row(r) for r in rows]
 
     @_turns
     def unfinished(self) -> list[str]:
@@ -247,16 +248,16 @@ class Library:
             "SELECT path FROM documents WHERE status != 'removing' AND (pending IS NOT NULL "
             "OR (hash IS NULL AND status IN ('queued', 'interrupted'))) ORDER BY path"
         ).fetchall()
-        return [r[0] for r in rows]
+        return [from_sql(r[0]) for r in rows]
 
     @_turns
     def document(self, path: str) -> DocumentRow | None:
         row = self._db.execute(
             "SELECT id, path, hash, pending, size, mtime, status, error, chunks, pages "
             "FROM documents WHERE path=?",
-            (path,),
+            (to_sql(path),),
         ).fetchone()
-        return DocumentRow(*row) if row else None
+        return _document_row(row) if row else None
 
     @_turns
     def chunk_count(self) -> int:
@@ -276,7 +277,7 @@ class Library:
             f"WHERE c.id IN ({marks})",
             list(ids),
         ).fetchall()
-        return {r[0]: Hit(r[0], r[1], r[2], r[3], 0.0, r[4], r[5], r[6], r[7]) for r in rows}
+        return {r[0]: _hit(r) for r in rows}
 
     @_turns
     def neighbours(self, doc_id: int, idx: int) -> list[Hit]:
@@ -286,7 +287,7 @@ class Library:
             "WHERE c.doc_id=? AND c.idx BETWEEN ? AND ? ORDER BY c.idx",
             (doc_id, idx - 1, idx + 1),
         ).fetchall()
-        return [Hit(r[0], r[1], r[2], r[3], 0.0, r[4], r[5], r[6], r[7]) for r in rows]
+        return [_hit(r) for r in rows]
 
     def keyword_search(self, text: str, k: int) -> list[str]:
         """Chunk ids ranked by BM25 over the live chunks."""
@@ -358,7 +359,7 @@ class Library:
                 cur = self._db.execute(
                     "INSERT INTO documents (path, pending, size, mtime, status, updated) "
                     "VALUES (?, ?, ?, ?, 'indexing', ?)",
-                    (path, version, size, mtime, now),
+                    (to_sql(path), version, size, mtime, now),
                 )
                 return int(cur.lastrowid)
             if row.pending and row.pending != version:
@@ -404,6 +405,7 @@ class Library:
 
     def abandon_version(self, doc_id: int, version: str, status: str, error: str | None) -> None:
         """A new version failed: drop what was written of it. A live older version stays."""
+        error = display(error) if error is not None else None
         with self._lock:
             self._purge_version(doc_id, version)
             live = self._db.execute("SELECT hash FROM documents WHERE id=?", (doc_id,)).fetchone()[
@@ -425,13 +427,14 @@ class Library:
         self, path: str, status: str, error: str, size: int = 0, mtime: float = 0.0
     ) -> None:
         """Note a file that was skipped or failed before any version was started."""
+        error = display(error)
         with self._lock:
             row = self.document(path)
             if row is None:
                 self._db.execute(
                     "INSERT INTO documents (path, size, mtime, status, error, updated) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    (path, size, mtime, status, error, time.time()),
+                    (to_sql(path), size, mtime, status, error, time.time()),
                 )
             elif row.hash is None:
                 self._db.execute(
@@ -571,6 +574,14 @@ class Library:
     def stored_chunk_ids(self) -> list[str]:
         self._settle()
         return [r[0] for r in self._db.execute("SELECT id FROM chunks ORDER BY id")]
+
+
+def _document_row(row: tuple) -> DocumentRow:
+    return DocumentRow(row[0], from_sql(row[1]), *row[2:])
+
+
+def _hit(r: tuple) -> Hit:
+    return Hit(r[0], from_sql(r[1]), r[2], r[3], 0.0, r[4], r[5], r[6], r[7])
 
 
 def _chmod_private(path: Path) -> None:

@@ -2,6 +2,8 @@
 
 Folders are walked recursively, following links but never looping (each real directory is
 visited once). Hidden files and folders (.git, .DS_Store...) are passed over silently.
+Names need not be valid UTF-8: paths stay as Python's surrogateescape str (see paths.py), and
+messages show them with their undecodable bytes escaped.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from app.core.paths import display
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,9 @@ def expand(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[WalkPro
         path = Path(raw).expanduser()
         if not path.exists():
             problems.append(
-                WalkProblem(str(path), f"'{path}' does not exist. Check the path and try again.")
+                WalkProblem(
+                    str(path), f"'{display(path)}' does not exist. Check the path and try again."
+                )
             )
             continue
         path = path.resolve()
@@ -36,7 +42,9 @@ def expand(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[WalkPro
             found = _walk(path, seen_dirs)
             if not found:
                 problems.append(
-                    WalkProblem(str(path), f"The folder '{path.name}' has no files to add.")
+                    WalkProblem(
+                        str(path), f"The folder '{display(path.name)}' has no files to add."
+                    )
                 )
             for f in found:
                 if f not in seen_files:
