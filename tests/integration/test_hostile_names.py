@@ -328,3 +328,27 @@ def test_messages_about_such_files_are_valid_text_naming_them(lib, embedder, tmp
     assert set(stored) == {"fine.txt", "caf\udce9 data.txt", "\udcffnotes.docx"}
     assert stored["\udcffnotes.docx"].status == "failed"
     assert "'\\xffnotes.docx'" in stored["\udcffnotes.docx"].error
+
+
+def test_a_file_that_looks_damaged_because_it_was_being_saved_is_read_again(
+    lib, embedder, tmp_path, monkeypatch
+):
+    from app.core.documents import CorruptDocument
+
+    notes = tmp_path / "ferry.txt"
+    notes.write_text(ORIGINAL)
+    os.utime(notes, ns=(OLD, OLD))
+    real = ingest_module.read_pages
+    reads = []
+
+    def half_saved(path):
+        reads.append(path)
+        if len(reads) == 1:  # the reader met the file mid-save, then the save finished
+            notes.write_text(ORIGINAL + "Extra sailing on Sundays.\n")
+            raise CorruptDocument("'ferry.txt' is damaged.")
+        yield from real(path)
+
+    monkeypatch.setattr(ingest_module, "read_pages", half_saved)
+    got, _ = ingest(lib, embedder, [notes])
+    assert got == {"ferry.txt": ("added", None)} and len(reads) == 2
+    assert "Sundays" in texts(lib, "ferry.txt") and lib.verify() == []
