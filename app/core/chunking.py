@@ -6,6 +6,9 @@ embedder reads as they are instead of tokenizing the text again. Chunks never st
 page, which keeps every citation's page number exact, nor a section boundary (where the PDF's
 outline says one begins): a chunk holding the end of one question of a FAQ and the start of the
 next matches neither well (hit@5 0.68 -> 0.80 over the benchmark questions, app/bench/NOTES.md).
+What is embedded is the chunk's section path (its parents' titles, or all of it when the chunk
+does not begin with its own title) followed by its text; the stored text and its offsets are the
+page's own, so citations and highlights are unchanged.
 """
 
 from __future__ import annotations
@@ -57,13 +60,26 @@ class PageTokenizer:
         return [(e.ids, e.offsets) for e in encoded]
 
 
+# A chunk's section path ("Chapter 4 > Options") is embedded before its text, at most this many
+# tokens of it (the nearest titles kept), so a section titled "Synopsis" or "Options" is still
+# found by what it is the synopsis of. Window + context stay within the embedder's 256.
+CONTEXT_TOKENS = 40
+CONTEXT_SEPARATOR = " > "
+
+
 @dataclass(frozen=True)
 class Chunk:
     page: int | None
     start: int  # character offsets in the page's text
     end: int
     text: str
-    ids: tuple[int, ...]  # the embedder's token ids for `text`, special tokens left out
+    ids: tuple[int, ...]  # the embedder's token ids for context + text, special tokens left out
+    context: str = ""  # the section path embedded before the text ("" when none), ending "\n"
+
+    @property
+    def embedded_text(self) -> str:
+        """What the vector stands for: the section path, then the passage."""
+        return self.context + self.text
 
 
 def _word_starts(text: str, offsets: list[tuple[int, int]]) -> list[bool]:
@@ -126,34 +142,79 @@ def chunk_pages(
     batch_pages: int = 16,
 ) -> Iterator[Chunk]:
     """Chunks of every page, in order. Pages are tokenized in small batches (fast tokenizers
-    parallelise a batch) but never all at once, so memory stays bounded."""
+    parallelise a batch) but never all at once, so memory stays bounded. The section a page
+    begins in carries over from the pages before it."""
     batch: list[Page] = []
+    sections = _Sections(tokenizer)
     for page in pages:
         if page.text.strip():
             batch.append(page)
         if len(batch) >= batch_pages:
-            yield from _chunk_batch(batch, tokenizer, max_tokens, overlap)
+            yield from _chunk_batch(batch, tokenizer, max_tokens, overlap, sections)
             batch = []
     if batch:
-        yield from _chunk_batch(batch, tokenizer, max_tokens, overlap)
+        yield from _chunk_batch(batch, tokenizer, max_tokens, overlap, sections)
+
+
+class _Sections:
+    """The section path in force as the chunker walks a document, and each path's context
+    (text and token ids), tokenized once."""
+
+    def __init__(self, tokenizer: OffsetTokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.path: tuple[str, ...] = ()
+        self._cache: dict[tuple[str, ...], tuple[str, tuple[int, ...]]] = {}
+
+    def context(self, path: tuple[str, ...]) -> tuple[str, tuple[int, ...]]:
+        titles = tuple(" ".join(t.split()) for t in path if t and t.strip())
+        if not titles:
+            return "", ()
+        if titles not in self._cache:
+            text = CONTEXT_SEPARATOR.join(titles) + "\n"
+            ids = self.tokenizer.encode([text])[0][0]
+            if len(ids) > CONTEXT_TOKENS:  # keep the nearest titles: the end of the path
+                ids = ids[-CONTEXT_TOKENS:]
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            self._cache[titles] = (text, tuple(ids))
+        return self._cache[titles]
 
 
 def _chunk_batch(
-    pages: list[Page], tokenizer: OffsetTokenizer, max_tokens: int, overlap: int
+    pages: list[Page],
+    tokenizer: OffsetTokenizer,
+    max_tokens: int,
+    overlap: int,
+    sections: _Sections,
 ) -> Iterator[Chunk]:
     encoded = tokenizer.encode([p.text for p in pages])
     for page, (ids, offsets) in zip(pages, encoded, strict=True):
         tokens = [tuple(o) for o in offsets]
+        headings = sorted(page.headings, key=lambda h: h.offset)
         for lo, hi in sections_of(tokens, page.headings):
             section = tokens[lo:hi]
             for s, e in split_text(page.text, section, max_tokens, overlap):
                 start, end = section[s][0], section[e - 1][1]
                 raw = page.text[start:end]
                 text = raw.strip()
-                if text:  # offsets describe the stripped text exactly
-                    lead = len(raw) - len(raw.lstrip())
-                    window = tuple(ids[lo + s : lo + e])
-                    yield Chunk(page.number, start + lead, start + lead + len(text), text, window)
+                if not text:
+                    continue
+                lead = len(raw) - len(raw.lstrip())
+                begins = start + lead
+                # The section this chunk begins in; when it begins with that section's own
+                # title, the title is in the text already and only its parents lead.
+                at_title = False
+                for h in headings:
+                    if h.offset > begins:
+                        break
+                    sections.path = h.path
+                    at_title = h.offset == begins or not page.text[h.offset : begins].strip()
+                path = sections.path[:-1] if at_title else sections.path
+                context, context_ids = sections.context(path)
+                window = context_ids + tuple(ids[lo + s : lo + e])
+                yield Chunk(page.number, begins, begins + len(text), text, window, context)
+        if headings:  # the last section on the page runs on into the next page
+            sections.path = headings[-1].path
 
 
 @dataclass(frozen=True)

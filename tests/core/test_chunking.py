@@ -165,3 +165,36 @@ def test_forward_widths_come_in_steps_of_16(tokenizer, embedder):
     assert len(set(widths)) <= -(-max(len(x) + 2 for x in ids) // 16)
     cosines = np.sum(vectors * embedder.embed(texts), axis=1)
     assert cosines.min() > 0.998  # the padding is masked: same vectors
+
+
+def test_a_chunk_is_embedded_after_its_section_path(tokenizer, embedder):
+    # A section titled "Synopsis" means little alone: its parents lead what is embedded.
+    intro = "rclone serve sftp\n\n" + _text(30)
+    body = "\n\nSynopsis\n\nRun an SFTP server to serve a remote over SFTP. " + _text(20)
+    first = Page(
+        1,
+        intro + body,
+        (
+            Heading(0, ("Manual", "rclone serve sftp")),
+            Heading(len(intro) + 2, ("Manual", "rclone serve sftp", "Synopsis")),
+        ),
+    )
+    second = Page(2, "More about serving over SFTP. " + _text(10))  # the section runs on
+    chunks = list(chunk_pages([first, second], tokenizer, max_tokens=200, overlap=20))
+    by_start = {c.text.split()[0]: c for c in chunks}
+    assert by_start["rclone"].context == "Manual\n"  # its own title is in its text
+    assert by_start["Synopsis"].context == "Manual > rclone serve sftp\n"
+    assert by_start["More"].context == "Manual > rclone serve sftp > Synopsis\n"
+    for c in chunks:
+        assert c.embedded_text == c.context + c.text
+        assert first.text[c.start : c.end] == c.text or second.text[c.start : c.end] == c.text
+        own = embedder.tokenizer(c.text, add_special_tokens=False)["input_ids"]
+        lead = embedder.tokenizer(c.context, add_special_tokens=False)["input_ids"]
+        assert list(c.ids) == lead + own  # the vector is of the path, then the passage
+    # Pages without any section say nothing more than their text.
+    plain = list(chunk_pages([Page(1, _text(30))], tokenizer, max_tokens=200, overlap=20))
+    assert (
+        plain[0].context == ""
+        and list(plain[0].ids)
+        == embedder.tokenizer(plain[0].text, add_special_tokens=False)["input_ids"]
+    )
