@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.gui.drops import keep_copy
 from app.gui.markdown_render import to_html
 from app.gui.resources import icon
 
@@ -293,23 +294,28 @@ class ChatInput(QPlainTextEdit):
         mime = event.mimeData()
         return mime.hasUrls() and any(u.isLocalFile() for u in mime.urls())
 
+    # Text dragged in from another program is copied (drops.py); moving text within the box
+    # stays a move.
     def dragEnterEvent(self, event) -> None:
         if self._has_files(event):
             event.ignore()  # let the window take it
             return
         super().dragEnterEvent(event)
+        keep_copy(event, (self, self.viewport()))
 
     def dragMoveEvent(self, event) -> None:
         if self._has_files(event):
             event.ignore()
             return
         super().dragMoveEvent(event)
+        keep_copy(event, (self, self.viewport()))
 
     def dropEvent(self, event) -> None:
         if self._has_files(event):
             event.ignore()
             return
         super().dropEvent(event)
+        keep_copy(event, (self, self.viewport()))
 
 
 class EmptyState(QWidget):

@@ -5,6 +5,11 @@ GUI thread unchanged through `event` (a queued Signal(object, object): job, even
 while one runs wait their turn in the thread's event queue. Each job has its own CancelToken.
 Workers never touch widgets.
 
+Closing: `finish()` cancels every job and lets the thread end after the one it is in; a job that
+was cancelled before it started never runs. `holds_library()` says whether the job still running
+uses the library: loading a model or the embedder does not, so the window can close the library
+and release it without waiting minutes for a load that cannot be interrupted.
+
 ModelLane owns the LlamaEngine: llama.cpp is not thread-safe, so every engine call (load, ask,
 drop) happens on that one thread. IngestLane runs ingestion, removal and re-indexing, and answers
 with snapshots of the library table so the GUI thread never queries the store itself.
@@ -28,6 +33,10 @@ log = logging.getLogger(__name__)
 
 _ids = itertools.count(1)
 
+# Each lane's thread and worker, kept until the thread has ended: a window closed (and dropped)
+# while a load still runs on its lane must not delete a running QThread (Qt aborts the process).
+_alive: dict[int, tuple[QThread, QObject]] = {}
+
 
 @dataclass(eq=False)
 class Job:
@@ -35,6 +44,9 @@ class Job:
     cancel: CancelToken = field(default_factory=CancelToken)
     id: int = field(default_factory=lambda: next(_ids))
     data: dict = field(default_factory=dict)  # whatever the submitter wants back with events
+    uses_library: bool = True  # False: it never touches the library (model and embedder loads)
+    started: bool = False  # set on the lane's thread, before it looks at `cancel`
+    ended: bool = False
 
 
 # --------------------------------------------------------------------- events the lanes add
@@ -88,6 +100,9 @@ class _Worker(QObject):
 
     @Slot(object, object)
     def run(self, job: Job, work: Callable[[Job], Iterator[object]]) -> None:
+        # `started` before the look at `cancel`: whoever cancels and then sees it unset knows
+        # the job will never run.
+        job.started = True
         try:
             if job.cancel.cancelled:
                 return
@@ -97,7 +112,13 @@ class _Worker(QObject):
             log.exception("%s job failed", job.kind)
             self.failed.emit(job, describe(exc))
         finally:
+            job.ended = True
             self.finished.emit(job)
+
+    @Slot()
+    def end(self) -> None:
+        """Queued after every job submitted so far: the thread ends once they are done."""
+        QThread.currentThread().quit()
 
 
 class Lane(QObject):
@@ -107,6 +128,7 @@ class Lane(QObject):
     failed = Signal(object, str)  # job, plain sentence
     finished = Signal(object)  # job
     _submit = Signal(object, object)
+    _end = Signal()
 
     def __init__(self, name: str, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -115,14 +137,26 @@ class Lane(QObject):
         self._worker = _Worker()
         self._worker.moveToThread(self._thread)
         self._submit.connect(self._worker.run)
+        self._end.connect(self._worker.end)
         self._worker.event.connect(self.event)
         self._worker.failed.connect(self.failed)
         self._worker.finished.connect(self._done)
         self.jobs: list[Job] = []  # queued or running, oldest first
+        self._finishing = False
+        key = id(self._thread)
+        _alive[key] = (self._thread, self._worker)
+        self._thread.finished.connect(lambda key=key: _alive.pop(key, None))
         self._thread.start()
 
-    def submit(self, kind: str, work: Callable[[Job], Iterator[object]], **data) -> Job:
-        job = Job(kind, data=data)
+    def submit(
+        self,
+        kind: str,
+        work: Callable[[Job], Iterator[object]],
+        *,
+        uses_library: bool = True,
+        **data,
+    ) -> Job:
+        job = Job(kind, data=data, uses_library=uses_library)
         self.jobs.append(job)
         self._submit.emit(job, work)
         return job
@@ -140,14 +174,29 @@ class Lane(QObject):
             self.jobs.remove(job)
         self.finished.emit(job)
 
-    def stop(self, timeout_ms: int = 30_000) -> bool:
-        """Cancel everything, let the thread finish its current job, join it."""
+    def holds_library(self) -> bool:
+        """Whether a job that uses the library is running (after finish(): will still run)."""
+        return any(j.uses_library and j.started and not j.ended for j in self.jobs)
+
+    def finish(self) -> None:
+        """Cancel everything and let the thread end after its current job; returns at once."""
+        if self._finishing:
+            return
+        self._finishing = True
         self.cancel_all()
-        self._thread.quit()
+        self._end.emit()
+
+    def join(self, timeout_ms: int = 30_000, quiet: bool = False) -> bool:
+        """Wait for the thread to end (after finish()); False if it still runs."""
         ok = self._thread.wait(timeout_ms)
-        if not ok:
+        if not ok and not quiet:
             log.warning("lane %s did not stop in %d ms", self._thread.objectName(), timeout_ms)
         return ok
+
+    def stop(self, timeout_ms: int = 30_000) -> bool:
+        """Cancel everything, let the thread finish its current job, join it."""
+        self.finish()
+        return self.join(timeout_ms)
 
 
 class ModelLane(Lane):
@@ -175,7 +224,7 @@ class ModelLane(Lane):
                 return
             yield self._report()
 
-        return self.submit("load", work)
+        return self.submit("load", work, uses_library=False)
 
     def ask(self, question: str, history: Sequence, **data) -> Job:
         def work(job: Job) -> Iterator[object]:
@@ -202,7 +251,7 @@ class ModelLane(Lane):
             self.services.drop_engine()
             yield ModelDropped()
 
-        job = self.submit("drop", work)
+        job = self.submit("drop", work, uses_library=False)
         if reload:
             self.preload()
         return job
@@ -292,4 +341,4 @@ class IngestLane(Lane):
             return
             yield
 
-        return self.submit("warm", work)
+        return self.submit("warm", work, uses_library=False)

@@ -7,6 +7,7 @@ window runs it on the ingest lane.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, Signal
@@ -46,7 +47,12 @@ STATUS_WORDS = {
     "failed": "Failed",
     "cancelled": "Cancelled",
     "removing": "Removing…",
+    "resuming": "Waiting to resume",
 }
+# What a file left unfinished by an earlier session may be shown as until it is read again:
+# stopped by closing the window ("cancelled"), by a crash ("interrupted"), or reset by a
+# re-index ("queued"). While it is being resumed it is labelled as such, not by these.
+LEFT_UNFINISHED = ("cancelled", "interrupted", "queued")
 STATUS_COLORS = {
     "ready": "#2e9d5b",
     "failed": "#d9534f",
@@ -239,6 +245,28 @@ class LibraryView(QWidget):
         for p in paths:
             if Path(p).is_file():
                 self._live[str(p)] = ("queued", STATUS_WORDS["queued"])
+        self._render()
+
+    def unfinished_paths(self) -> list[str]:
+        """Documents an earlier run left half-done or a re-index reset: the start resumes them
+        whether or not they were still asked for."""
+        return [p for p, (status, _d, _t) in self._rows.items() if status in LEFT_UNFINISHED[1:]]
+
+    def mark_resuming(self, paths: list[str]) -> None:
+        """`paths` (files, or folders: the files of theirs listed here) are about to be read
+        again after an earlier session stopped: 'Waiting to resume' until they are reached.
+        Files already done (Ready, Failed...) keep their status; files that do not exist any
+        more are not resumed, so not marked."""
+        for p in map(str, paths):
+            if os.path.isdir(p):
+                inside = os.path.join(p, "")
+                files = [q for q in self._rows if q.startswith(inside)]
+            else:
+                files = [p]
+            for f in files:
+                status = self._rows.get(f, ("queued",))[0]
+                if status in LEFT_UNFINISHED and f not in self._live and os.path.isfile(f):
+                    self._live[f] = ("resuming", STATUS_WORDS["resuming"])
         self._render()
 
     def set_live(self, path: str, status: str, chunks: int = 0) -> None:

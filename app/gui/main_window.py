@@ -10,7 +10,7 @@ import logging
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtCore import QByteArray, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -38,6 +38,7 @@ from app.core.events import (
 )
 from app.gui.chat_view import ChatView
 from app.gui.conversations_view import ConversationsView
+from app.gui.drops import as_copy
 from app.gui.lanes import (
     IngestBlocked,
     IngestLane,
@@ -144,6 +145,8 @@ class DropOverlay(QLabel):
 
 
 class MainWindow(QMainWindow):
+    closing = Signal()  # the window has started to close (it no longer takes requests)
+
     def __init__(self, services) -> None:
         super().__init__()
         self.services = services
@@ -322,6 +325,11 @@ class MainWindow(QMainWindow):
         self.model_lane.preload()
         self.ingest_lane.warm_up()
         self._new_ingest_progress()
+        # What the resume job will pick up once the embedder has loaded (the requests still on
+        # disk, the documents left half-done) says so meanwhile, instead of "Cancelled".
+        self.library.mark_resuming(
+            self.services.ingest_queue.paths() + self.library.unfinished_paths()
+        )
         self.ingest_lane.resume()
 
     # ================================================================== conversations
@@ -578,7 +586,8 @@ class MainWindow(QMainWindow):
         if total == 0:
             self.library.set_progress(0, 0, "Looking for documents…")
             return
-        text = f"Adding {done} of {total} documents"
+        verb = "Resuming" if s.get("resuming") else "Adding"
+        text = f"{verb} {done} of {total} documents"
         elapsed = time.monotonic() - s["started"]
         if 0 < done < total and elapsed > 2:
             text += f" · {duration(elapsed / done * (total - done), short=True)} left"
@@ -613,7 +622,8 @@ class MainWindow(QMainWindow):
                 rate = event.chunks / event.seconds
                 self.services.history.set_state(RATE_KEY, f"{rate:.3g}")
         elif isinstance(event, Resuming):
-            self.library.mark_queued(list(event.paths))
+            s["resuming"] = True
+            self.library.mark_resuming(list(event.paths))
             self._show_ingest_progress()
             n = len(event.paths)
             self.statusBar().showMessage(
@@ -747,9 +757,9 @@ class MainWindow(QMainWindow):
             return []
         return [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]
 
+    # Always answered as a copy (drops.py): we only read the files, the originals stay put.
     def dragEnterEvent(self, event) -> None:
-        if self._local_paths(event.mimeData()):
-            event.acceptProposedAction()
+        if self._local_paths(event.mimeData()) and as_copy(event):
             self.overlay.setGeometry(self.rect())
             self.overlay.raise_()
             self.overlay.show()
@@ -757,8 +767,8 @@ class MainWindow(QMainWindow):
             event.ignore()
 
     def dragMoveEvent(self, event) -> None:
-        if self._local_paths(event.mimeData()):
-            event.acceptProposedAction()
+        if not (self._local_paths(event.mimeData()) and as_copy(event)):
+            event.ignore()
 
     def dragLeaveEvent(self, event) -> None:
         self.overlay.hide()
@@ -766,28 +776,63 @@ class MainWindow(QMainWindow):
     def dropEvent(self, event) -> None:
         self.overlay.hide()
         paths = self._local_paths(event.mimeData())
-        if paths:
-            event.acceptProposedAction()
+        if paths and as_copy(event):
             self.add_paths(paths)
+        else:
+            event.ignore()
 
     # ================================================================== closing
-    def shutdown(self) -> None:
-        """Cancel running work and join the lanes. Safe to call twice."""
+    def begin_shutdown(self) -> None:
+        """Save the layout, cancel every job and let the lanes end; returns at once. Safe to
+        call twice. What the lanes still run is waited for by wait_library_free() or
+        shutdown()."""
         if self._closing:
             return
         self._closing = True
+        self.closing.emit()
         try:
             self._save_state()
         except Exception:  # a full disk must not keep the window open
             log.exception("could not save the window state")
         if self.viewer is not None:
             self.viewer.close()
-        stopped = [self.ingest_lane.stop(), self.model_lane.stop()]
-        self.lanes_stopped = all(stopped)
+        self.ingest_lane.finish()
+        self.model_lane.finish()
+
+    def wait_library_free(self, timeout_s: float) -> bool:
+        """Wait until no job uses the library any more (cancelled jobs end within moments);
+        loads of the model or the embedder are not waited for. False: still used."""
+        deadline = time.monotonic() + timeout_s
+        lanes = (self.ingest_lane, self.model_lane)
+        while any(lane.holds_library() for lane in lanes):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def shutdown(self) -> None:
+        """Cancel running work and join the lanes, loads included. Safe to call twice."""
+        self.begin_shutdown()
+        if not self.lanes_stopped:
+            stopped = [self.ingest_lane.stop(), self.model_lane.stop()]
+            self.lanes_stopped = all(stopped)
 
     def closeEvent(self, event) -> None:
-        self.shutdown()
+        # Only the quick part here, so the window goes at once; whoever runs the window
+        # (main.py) then frees the library and ends the process.
+        self.begin_shutdown()
         super().closeEvent(event)
+
+    def bring_to_front(self) -> None:
+        """Another launch asked for this window (running.py): show it, restored and active."""
+        if self._closing:
+            return
+        self.setWindowState(
+            (self.windowState() & ~Qt.WindowState.WindowMinimized) | Qt.WindowState.WindowActive
+        )
+        self.show()
+        self.raise_()
+        self.activateWindow()
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
