@@ -240,7 +240,6 @@ def test_ten_thousand_small_files(tmp_path, embedder):
     hits = lib.hits_for_ids(lib.keyword_search("4321", 10))
     assert {Path(h.path).name for h in hits.values()} == {"memo 4321.txt", "memo 2042.txt"}
     lib.close()
-    assert seconds < 600
 
 
 STREAM_SCRIPT = textwrap.dedent(
