@@ -6,9 +6,10 @@ embedder reads as they are instead of tokenizing the text again. Chunks never st
 page, which keeps every citation's page number exact, nor a section boundary (where the PDF's
 outline says one begins): a chunk holding the end of one question of a FAQ and the start of the
 next matches neither well (hit@5 0.68 -> 0.80 over the benchmark questions, app/bench/NOTES.md).
-What is embedded is the chunk's section path (its parents' titles, or all of it when the chunk
-does not begin with its own title) followed by its text; the stored text and its offsets are the
-page's own, so citations and highlights are unchanged.
+For pages that ask for it (Page.embed_path: web pages, Markdown), what is embedded is the
+chunk's section path (its parents' titles, or all of it when the chunk does not begin with its
+own title) followed by its text; the stored text and its offsets are the page's own, so
+citations and highlights are unchanged.
 """
 
 from __future__ import annotations
@@ -210,7 +211,7 @@ def _chunk_batch(
                     sections.path = h.path
                     at_title = h.offset == begins or not page.text[h.offset : begins].strip()
                 path = sections.path[:-1] if at_title else sections.path
-                context, context_ids = sections.context(path)
+                context, context_ids = sections.context(path) if page.embed_path else ("", ())
                 window = context_ids + tuple(ids[lo + s : lo + e])
                 yield Chunk(page.number, begins, begins + len(text), text, window, context)
         if headings:  # the last section on the page runs on into the next page

@@ -178,8 +178,9 @@ def test_a_chunk_is_embedded_after_its_section_path(tokenizer, embedder):
             Heading(0, ("Manual", "rclone serve sftp")),
             Heading(len(intro) + 2, ("Manual", "rclone serve sftp", "Synopsis")),
         ),
+        embed_path=True,
     )
-    second = Page(2, "More about serving over SFTP. " + _text(10))  # the section runs on
+    second = Page(2, "More about serving over SFTP. " + _text(10), embed_path=True)
     chunks = list(chunk_pages([first, second], tokenizer, max_tokens=200, overlap=20))
     by_start = {c.text.split()[0]: c for c in chunks}
     assert by_start["rclone"].context == "Manual\n"  # its own title is in its text

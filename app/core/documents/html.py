@@ -484,4 +484,4 @@ def read_html(path: str | os.PathLike[str]) -> Iterator[Page]:
             f"{quoted(path)} has no readable text{why}. It is probably a page that only works "
             "in a browser: open it there, save or print it as PDF, and add that instead."
         )
-    yield Page(None, text, headings)
+    yield Page(None, text, headings, embed_path=True)

@@ -189,7 +189,9 @@ class _Pages:
         return done
 
     def flush(self) -> Page | None:
-        page = Page(None, "".join(self.text), tuple(self.headings)) if self.text else None
+        page = None
+        if self.text:
+            page = Page(None, "".join(self.text), tuple(self.headings), embed_path=True)
         self.text, self.size, self.headings = [], 0, []
         return page
 
