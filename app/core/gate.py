@@ -148,16 +148,15 @@ class RelevanceGate:
         self._lock = threading.Lock()
 
     def judge(self, question: str, hits: Sequence[Hit]) -> Verdict:
-        if not hits:
-            return Verdict(False, float("-inf"), 0.0)
+        if not hits:  # an empty library: nothing to judge, nothing that answers
+            return Verdict(False, 0.0, 0.0)
         base = self.baseline()
         closeness = base.z(max(h.score for h in hits))
-        total = max(1, self.library.chunk_count())
         support = keyword_support(
             question,
             [h.text for h in hits[:SUPPORT_PASSAGES]],
             self.library.term_frequency,
-            total,
+            max(1, base.chunks),  # within REBASE_SHARE of the library's size
         )
         return decide(closeness, support)
 
