@@ -32,9 +32,13 @@ C, M, L = Qt.DropAction.CopyAction, Qt.DropAction.MoveAction, Qt.DropAction.Link
 
 
 def _event(kind, mime, actions):
-    return kind(
-        QPoint(10, 10), actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    """A drag event from another program. Shift held makes Qt propose a move wherever one is
+    allowed, as it does on X11 for a source that lists move first."""
+    event = kind(
+        QPoint(10, 10), actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier
     )
+    assert event.proposedAction() == (M if actions & M else event.proposedAction())
+    return event
 
 
 def _file_mime(path: Path) -> QMimeData:
