@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -138,6 +140,30 @@ def test_a_file_named_explicitly_is_added_and_the_queue_is_left_clean(
     assert json.loads(out)["files"] == [
         {"path": f"{folder}/caf\\xe9 menu.txt", "status": "added", "chunks": 1, "error": None}
     ]
+    assert queue_left(home) == []
+
+
+@pytest.mark.parametrize("locale", ["C.UTF-8", "C"])
+def test_the_real_entry_point_takes_such_names_as_bytes_from_the_shell(home, tmp_path, locale):
+    """argv and stdout as a shell gives them: the name arrives as bytes; stdout is checked as
+    bytes, strictly UTF-8."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    fs(docs, CAFE).write_text("The cafe serves quince tart every Thursday.\n")
+    (docs / "zebra.txt").write_text("Zebras sleep standing up on the savanna.\n")
+    env = {**os.environ, "CONFIDANT_HOME": str(home), "LC_ALL": locale}
+    env.pop("PYTHONIOENCODING", None)
+    argv = [sys.executable, "-m", "app", "ingest", "--json", os.fsencode(docs / "zebra.txt")]
+    proc = subprocess.run(
+        [*argv, os.fsencode(fs(docs, CAFE))], env=env, capture_output=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    files = json.loads(proc.stdout.decode("utf-8"))["files"]
+    assert [(f["path"], f["status"]) for f in files] == [
+        (f"{docs}/zebra.txt", "added"),
+        (f"{docs}/caf\\xe9 menu.txt", "added"),
+    ]
+    assert b"Traceback" not in proc.stderr
     assert queue_left(home) == []
 
 
