@@ -153,6 +153,7 @@ QT_MODULES = [
     "PySide6.QtCore",
     "PySide6.QtGui",
     "PySide6.QtWidgets",
+    "PySide6.QtNetwork",  # QLocalServer: a second launch raises the running window
     "PySide6.QtSvg",
     "PySide6.QtPdf",
     "PySide6.QtPdfWidgets",

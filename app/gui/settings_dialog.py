@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from app.config import Settings
 from app.core.gguf_check import ModelFileError, inspect_gguf
+from app.gui.drops import keep_copy
 
 LOCKED_TIP = "Set by your IT department."
 
@@ -42,6 +43,23 @@ def check_model_file(path: str) -> str | None:
     return None
 
 
+class _PathEdit(QLineEdit):
+    """A path field: text dragged in from another program (a file manager's path) is taken as
+    a copy, never a move that could make the source delete it (app/gui/drops.py)."""
+
+    def dragEnterEvent(self, event) -> None:
+        super().dragEnterEvent(event)
+        keep_copy(event, (self,))
+
+    def dragMoveEvent(self, event) -> None:
+        super().dragMoveEvent(event)
+        keep_copy(event, (self,))
+
+    def dropEvent(self, event) -> None:
+        super().dropEvent(event)
+        keep_copy(event, (self,))
+
+
 class SettingsDialog(QDialog):
     def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -56,7 +74,7 @@ class SettingsDialog(QDialog):
         form.setVerticalSpacing(10)
 
         # model file
-        self.model_edit = QLineEdit(settings.llm_path)
+        self.model_edit = _PathEdit(settings.llm_path)
         self.model_edit.setPlaceholderText("Built-in small model (SmolLM2-135M)")
         self.model_edit.editingFinished.connect(self._validate_model)
         self.model_error = QLabel()
@@ -88,7 +106,7 @@ class SettingsDialog(QDialog):
         )
         form.addRow("&Context size:", self.ctx_spin)
 
-        self.embedder_edit = QLineEdit(settings.embedder_path)
+        self.embedder_edit = _PathEdit(settings.embedder_path)
         self.embedder_edit.setPlaceholderText("Built-in (all-MiniLM-L6-v2)")
         form.addRow(
             "&Embedding model:",

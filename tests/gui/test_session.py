@@ -87,6 +87,22 @@ def test_text_dragged_into_the_question_box_is_copied(qtbot, make_window, home):
     assert drop.isAccepted() and drop.dropAction() == C
 
 
+def test_a_path_dragged_into_settings_is_copied(qtbot, home):
+    from app.config import Settings
+    from app.gui.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog(Settings())
+    qtbot.addWidget(dialog)
+    field = dialog.model_edit
+    field.clear()
+    mime = QMimeData()
+    mime.setText("/models/llama.gguf")
+    drop = _event(QDropEvent, mime, M | C)
+    field.dropEvent(drop)
+    assert "/models/llama.gguf" in field.text()
+    assert drop.isAccepted() and drop.dropAction() == C
+
+
 def _held(release: threading.Event):
     """A job that keeps its lane busy until `release` is set (or the job is cancelled)."""
 
