@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.paths import display
 from app.gui.resources import icon
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
@@ -113,7 +114,7 @@ class DocumentDelegate(QStyledItemDelegate):
         name_font.setWeight(QFont.Weight.DemiBold)
         painter.setFont(name_font)
         painter.setPen(text_color)
-        name = Path(path).name
+        name = display(Path(path).name)
         painter.drawText(
             QRect(left, rect.top(), rect.right() - left, line),
             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
@@ -234,7 +235,7 @@ class LibraryView(QWidget):
         rows = {}
         for d in snapshot.documents:
             detail = detail_text(d.status, d.pages, d.chunks, d.error)
-            tip = d.path + (f"\n\n{d.error}" if d.error else "")
+            tip = display(d.path) + (f"\n\n{d.error}" if d.error else "")
             rows[d.path] = (d.status, detail, tip)
         self._rows = rows
         ready = sum(1 for d in snapshot.documents if d.status == "ready")
@@ -312,11 +313,11 @@ class LibraryView(QWidget):
         self.list.clear()
         for path in paths:
             status, detail, tip = self._entry(path)
-            item = QListWidgetItem(Path(path).name)
+            item = QListWidgetItem(display(Path(path).name))
             item.setData(PATH_ROLE, path)
             item.setData(STATUS_ROLE, status)
             item.setData(DETAIL_ROLE, detail)
-            item.setToolTip(tip if path in self._rows else path)
+            item.setToolTip(tip if path in self._rows else display(path))
             item.setData(Qt.ItemDataRole.AccessibleDescriptionRole, detail)
             self.list.addItem(item)
             if path in selected:
