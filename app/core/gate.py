@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import statistics
 import threading
@@ -190,7 +191,10 @@ class RelevanceGate:
             return
         try:
             tmp = self.cache.with_suffix(".tmp")
-            tmp.write_text(json.dumps(asdict(base)), encoding="utf-8")
+            # Readable by the user alone, like everything in the data directory.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps(asdict(base)))
             tmp.replace(self.cache)
         except OSError as exc:  # a full disk: measured again next time, nothing lost
             log.warning("could not keep the relevance baseline: %s", exc)

@@ -168,6 +168,7 @@ def test_baseline_is_cached_and_measured_again_when_the_library_grows(embedder, 
     gate = _retriever(library, embedder, cache=cache).gate
     first = gate.baseline()
     assert json.loads(cache.read_text())["chunks"] == first.chunks == library.chunk_count()
+    assert cache.stat().st_mode & 0o777 == 0o600  # the data directory's files are private
     # A second gate (a new start) reads the file instead of asking the probes again.
     again = _retriever(library, embedder, cache=cache).gate
     calls = []
