@@ -258,9 +258,12 @@ class MessageBubble(QFrame):
         self.label.setFixedWidth(max(40, min(natural, max_width - 28)))
 
     def set_footer_visible(self, visible: bool, can_regenerate: bool = True) -> None:
+        # Kept as state: whether the bubble is on screen yet (isVisible) must not decide what
+        # it offers, or a chat loaded while hidden (reopened, relaunched) loses Regenerate.
+        self.regenerable = visible and can_regenerate
         self.stats.setVisible(visible)
         self.copy_button.setVisible(visible)
-        self.regen_button.setVisible(visible and can_regenerate)
+        self.regen_button.setVisible(self.regenerable)
 
 
 class ChatInput(QPlainTextEdit):
@@ -608,9 +611,20 @@ class ChatView(QWidget):
         self._update_stack()
 
     def _refresh_regenerate(self) -> None:
-        answers = [b for b in self.bubbles if b.role == "assistant"]
-        for bubble in answers:
-            bubble.regen_button.setVisible(bubble is answers[-1] and bubble.stats.isVisible())
+        """Regenerate is offered on one bubble: a finished answer that ends the conversation
+        and answers the question before it, whether it was just written or reopened from
+        history."""
+        last = self.bubbles[-1] if self.bubbles else None
+        offer = (
+            last is not None
+            and last.role == "assistant"
+            and last.regenerable
+            and len(self.bubbles) >= 2
+            and self.bubbles[-2].role == "user"
+        )
+        for bubble in self.bubbles:
+            if bubble.role == "assistant":
+                bubble.regen_button.setVisible(offer and bubble is last)
 
     # ------------------------------------------------------------------ geometry
     MAX_COLUMN = 860
