@@ -3,6 +3,11 @@
 It draws LibrarySnapshots (rows of the documents table, read on the ingest lane) and live stages
 (queued, reading, embedding) from ingest events. Removal is asked for through a signal; the main
 window runs it on the ingest lane.
+
+Why a file was not added is too long for its row: the selected row's whole reason is shown,
+wrapped and selectable, under the list (a keyboard reaches it: Tab into the list, arrow keys).
+Files that could not be added are summed up in a note above the list that stays until it is
+dismissed, or until none of them is left failed.
 """
 
 from __future__ import annotations
@@ -10,10 +15,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, Signal
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QFont, QKeySequence, QPainter, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -62,6 +69,31 @@ STATUS_COLORS = {
     "cancelled": "#8a8a8a",
 }
 BUSY_COLOR = "#3d7bf0"
+# Outcomes that mean a file is not in the library, with a reason worth reading in full.
+NOT_ADDED = ("failed", "skipped")
+WITH_REASON = ("failed", "skipped", "cancelled", "interrupted")
+NOTE_STYLE = """
+#failureNote {
+    background: rgba(217, 83, 79, 0.10);
+    border: 1px solid rgba(217, 83, 79, 0.55);
+    border-radius: 8px;
+}
+#failureNote QLabel { background: transparent; border: none; }
+"""
+REASON_STYLE = """
+#failureReason {
+    border: 1px solid palette(mid);
+    border-radius: 6px;
+    padding: 6px 8px;
+    background: palette(base);
+}
+#failureReason:focus { border: 1px solid palette(highlight); }
+"""
+
+
+def not_added_text(n: int) -> str:
+    files = "1 file" if n == 1 else f"{n} files"
+    return f"{files} could not be added — see the list."
 
 
 def detail_text(status: str, pages: int = 0, chunks: int = 0, error: str | None = None) -> str:
@@ -150,6 +182,9 @@ class LibraryView(QWidget):
         super().__init__(parent)
         self._rows: dict[str, tuple[str, str, str]] = {}  # path -> status, detail, tooltip
         self._live: dict[str, tuple[str, str]] = {}  # path -> status, detail (while ingesting)
+        self._reasons: dict[str, str] = {}  # path -> why it is not (fully) in the library
+        self._new_failures: set[str] = set()  # not added in the current run, not yet summed up
+        self._noted: set[str] = set()  # what the failure note counts
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(6)
@@ -164,6 +199,36 @@ class LibraryView(QWidget):
         head.addWidget(self.count_label)
         layout.addLayout(head)
 
+        # The summary of a run that could not add some files: stays until dismissed.
+        self.failure_note = QFrame()
+        self.failure_note.setObjectName("failureNote")
+        self.failure_note.setStyleSheet(NOTE_STYLE)
+        note = QHBoxLayout(self.failure_note)
+        note.setContentsMargins(8, 6, 4, 6)
+        note.setSpacing(6)
+        badge = QLabel()
+        badge.setPixmap(icon("warning", "#d9534f").pixmap(18, 18))
+        badge.setAlignment(Qt.AlignmentFlag.AlignTop)
+        note.addWidget(badge)
+        self.failure_label = QLabel()
+        self.failure_label.setWordWrap(True)
+        note.addWidget(self.failure_label, 1)
+        self.failure_show = QPushButton("Show")
+        self.failure_show.setToolTip("Select the first file that could not be added")
+        self.failure_show.setAccessibleName("Show the files that could not be added")
+        self.failure_show.clicked.connect(self.show_first_failure)
+        note.addWidget(self.failure_show, 0, Qt.AlignmentFlag.AlignTop)
+        self.failure_dismiss = QToolButton()
+        self.failure_dismiss.setText("✕")
+        self.failure_dismiss.setAutoRaise(True)
+        self.failure_dismiss.setToolTip("Dismiss")
+        self.failure_dismiss.setAccessibleName("Dismiss this message")
+        self.failure_dismiss.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.failure_dismiss.clicked.connect(self.dismiss_failures)
+        note.addWidget(self.failure_dismiss, 0, Qt.AlignmentFlag.AlignTop)
+        self.failure_note.hide()
+        layout.addWidget(self.failure_note)
+
         self.stack = QStackedWidget()
         self.list = QListWidget()
         self.list.setObjectName("libraryList")
@@ -175,6 +240,7 @@ class LibraryView(QWidget):
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._menu)
         self.list.itemSelectionChanged.connect(self._selection_changed)
+        self.list.currentItemChanged.connect(self._show_reason)
         self.placeholder = QLabel("No documents yet.\nDrop files anywhere on this window.")
         self.placeholder.setObjectName("mutedLabel")
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -182,6 +248,22 @@ class LibraryView(QWidget):
         self.stack.addWidget(self.placeholder)
         self.stack.addWidget(self.list)
         layout.addWidget(self.stack, 1)
+
+        # The selected file's whole reason, wrapped; selectable (and copyable) by mouse or keys.
+        self.reason = QLabel()
+        self.reason.setObjectName("failureReason")
+        self.reason.setStyleSheet(REASON_STYLE)
+        self.reason.setWordWrap(True)
+        self.reason.setTextFormat(Qt.TextFormat.PlainText)
+        self.reason.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse
+            | Qt.TextInteractionFlag.TextSelectableByKeyboard
+        )
+        self.reason.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # a Tab stop, to select by keys
+        self.reason.setAccessibleName("Why the selected file was not added")
+        self.reason.hide()
+        layout.addWidget(self.reason)
+        QWidget.setTabOrder(self.list, self.reason)
 
         self.remove_action = QAction(icon("trash"), "&Remove from library…", self)
         self.remove_action.setShortcut(QKeySequence.StandardKey.Delete)
@@ -233,11 +315,18 @@ class LibraryView(QWidget):
     # ------------------------------------------------------------------ data in
     def set_snapshot(self, snapshot) -> None:
         rows = {}
+        reasons = {}
         for d in snapshot.documents:
             detail = detail_text(d.status, d.pages, d.chunks, d.error)
             tip = display(d.path) + (f"\n\n{d.error}" if d.error else "")
             rows[d.path] = (d.status, detail, tip)
+            if d.error and d.status in WITH_REASON:
+                reasons[d.path] = d.error
         self._rows = rows
+        self._reasons = reasons
+        # Files removed, or added after all, leave the note; with none left it goes.
+        self._noted = {p for p in self._noted if rows.get(p, ("",))[0] in NOT_ADDED}
+        self._update_note()
         ready = sum(1 for d in snapshot.documents if d.status == "ready")
         self.count_label.setText(f"{ready} ready" if snapshot.documents else "")
         self._render()
@@ -281,7 +370,56 @@ class LibraryView(QWidget):
         self._live.pop(path, None)
         tip = path + (f"\n\n{error}" if error else "")
         self._rows[path] = (status, detail_text(status, pages, chunks, error), tip)
+        if error and status in WITH_REASON:
+            self._reasons[path] = error
+        else:
+            self._reasons.pop(path, None)
+        if status in NOT_ADDED:
+            self._new_failures.add(path)
+        else:
+            self._new_failures.discard(path)
+            self._noted.discard(path)
         self._render()
+        self._update_note()
+
+    # ------------------------------------------------------------------ failures
+    def show_failures(self) -> int:
+        """An ingest run ended: sum up the files it could not add in the note (which stays
+        until dismissed). Returns how many the note now counts."""
+        self._noted |= {p for p in self._new_failures if self._entry(p)[0] in NOT_ADDED}
+        self._new_failures.clear()
+        self._update_note()
+        return len(self._noted)
+
+    def dismiss_failures(self) -> None:
+        focus = QApplication.focusWidget()
+        had_focus = focus is not None and self.failure_note.isAncestorOf(focus)
+        self._noted.clear()
+        self._update_note()
+        if had_focus:
+            self.list.setFocus()
+
+    def failure_text(self) -> str:
+        return self.failure_label.text() if not self.failure_note.isHidden() else ""
+
+    def show_first_failure(self) -> None:
+        """Select the first file the note counts, so its reason shows under the list."""
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            if item.data(PATH_ROLE) in self._noted:
+                self.list.setCurrentItem(item)  # selects it alone, and scrolls to it
+                self.list.scrollToItem(item)
+                self.list.setFocus()
+                return
+
+    def _update_note(self) -> None:
+        self.failure_label.setText(not_added_text(len(self._noted)))
+        self.failure_note.setVisible(bool(self._noted))
+
+    def reason_for(self, path: str) -> str:
+        """The whole sentence saying why `path` is not (fully) in the library ('' if none)."""
+        status = self._entry(path)[0]
+        return self._reasons.get(path, "") if status in WITH_REASON else ""
 
     def clear_live(self, path: str | None = None) -> None:
         if path is None:
@@ -309,7 +447,10 @@ class LibraryView(QWidget):
     def _render(self) -> None:
         paths = sorted(set(self._rows) | set(self._live), key=lambda p: Path(p).name.lower())
         selected = set(self.selected_paths())
+        current = self.list.currentItem()
+        current_path = current.data(PATH_ROLE) if current else None
         self.list.setUpdatesEnabled(False)
+        self.list.blockSignals(True)
         self.list.clear()
         for path in paths:
             status, detail, tip = self._entry(path)
@@ -320,10 +461,15 @@ class LibraryView(QWidget):
             item.setToolTip(tip if path in self._rows else display(path))
             item.setData(Qt.ItemDataRole.AccessibleDescriptionRole, detail)
             self.list.addItem(item)
+            if path == current_path:
+                # Kept current (without selecting), so arrow keys go on from where they were.
+                self.list.setCurrentItem(item, QItemSelectionModel.SelectionFlag.NoUpdate)
             if path in selected:
                 item.setSelected(True)
+        self.list.blockSignals(False)
         self.list.setUpdatesEnabled(True)
         self.stack.setCurrentWidget(self.list if paths else self.placeholder)
+        self._selection_changed()
 
     def _update_item(self, path: str) -> None:
         for i in range(self.list.count()):
@@ -332,6 +478,8 @@ class LibraryView(QWidget):
                 status, detail, _tip = self._entry(path)
                 item.setData(STATUS_ROLE, status)
                 item.setData(DETAIL_ROLE, detail)
+                item.setData(Qt.ItemDataRole.AccessibleDescriptionRole, detail)
+                self._show_reason()
                 return
         self._render()
 
@@ -355,6 +503,25 @@ class LibraryView(QWidget):
 
     def _selection_changed(self) -> None:
         self.remove_action.setEnabled(bool(self.list.selectedItems()))
+        self._show_reason()
+
+    def _reason_item(self) -> QListWidgetItem | None:
+        """The row whose reason is shown: the current row if it is selected, else the only
+        selected row."""
+        current = self.list.currentItem()
+        if current is not None and current.isSelected():
+            return current
+        selected = self.list.selectedItems()
+        return selected[0] if len(selected) == 1 else None
+
+    def _show_reason(self, *_args) -> None:
+        item = self._reason_item()
+        path = item.data(PATH_ROLE) if item is not None else None
+        reason = self.reason_for(path) if path else ""
+        if reason:
+            word = STATUS_WORDS.get(self._entry(path)[0], "")
+            self.reason.setText(f"{word}: {reason}" if word else reason)
+        self.reason.setVisible(bool(reason))
 
     def _remove(self) -> None:
         paths = self.selected_paths()

@@ -649,6 +649,9 @@ class MainWindow(QMainWindow):
             counts = self._ingest["counts"]
             if job.kind == "ingest" and counts:
                 self.statusBar().showMessage(self._summary(counts), 10000)
+            # Files that could not be added are summed up in a note that stays until it is
+            # dismissed (the status bar's message goes after a few seconds).
+            self.library.show_failures()
 
     @staticmethod
     def _summary(counts: dict) -> str:
