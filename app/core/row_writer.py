@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 _STOP = None
 BUSY_RETRIES = 3
 """A batch that finds the database busy past the busy timeout is tried again this many times
-(after 0.5, 1, 1.5 s): measuring a re-cut of 988 pages (stop 14) once failed with "database is
+(after 0.5, 1, 1.5 s): a re-cut of a 988-page library was once seen to fail with "database is
 locked" here, and the run, not the batch, was lost. Rows are upserts: a retry is harmless."""
 
 

@@ -14,13 +14,11 @@ from app.core.cancel import CancelToken
 from app.core.chat import ChatSession
 from app.core.events import AnswerDone, SourcesFound, TextPiece
 from app.core.gate import RelevanceGate, load_probes
-from app.core.ingest import IngestOptions, Ingestor
-from app.core.library import Library
 from app.core.llm import Generated, LoadReport
 from app.core.prompt import NOT_FOUND
 from app.core.retrieval import Retriever
 from app.paths import resources_dir
-from tests.core.test_gate import HANDBOOK
+from tests.core.test_gate import handbook_library
 
 
 class QueuedEngine:
@@ -54,13 +52,7 @@ class QueuedEngine:
 
 @pytest.fixture(scope="module")
 def retriever(tmp_path_factory, embedder):
-    root = tmp_path_factory.mktemp("chat")
-    (root / "docs").mkdir()
-    for name, text in HANDBOOK.items():
-        (root / "docs" / name).write_text(text + "\n", encoding="utf-8")
-    (root / "home").mkdir()
-    library = Library(root / "home", vector_process=False)
-    list(Ingestor(library, embedder, IngestOptions()).run([str(root / "docs")], CancelToken()))
+    library = handbook_library(tmp_path_factory.mktemp("chat"), embedder)
     probes = load_probes(resources_dir() / "gate" / "probes.txt")
     gate = RelevanceGate(library, embedder.embed, embedder.model_id, probes)
     # No floor under single passages: in a library this small every off-topic passage falls

@@ -102,16 +102,21 @@ HANDBOOK = {
 }
 
 
+def handbook_library(root, embedder, repeat: int = 1) -> Library:
+    """HANDBOOK's three files (each text `repeat` times) ingested into a library under root."""
+    (root / "docs").mkdir()
+    for name, text in HANDBOOK.items():
+        (root / "docs" / name).write_text((text + "\n\n") * repeat, encoding="utf-8")
+    (root / "home").mkdir()
+    library = Library(root / "home", vector_process=False)
+    list(Ingestor(library, embedder, IngestOptions()).run([str(root / "docs")], CancelToken()))
+    return library
+
+
 @pytest.fixture(scope="module")
 def handbook(tmp_path_factory, embedder):
     root = tmp_path_factory.mktemp("handbook")
-    docs = root / "docs"
-    docs.mkdir()
-    for name, text in HANDBOOK.items():
-        (docs / name).write_text((text + "\n\n") * 3, encoding="utf-8")
-    (root / "home").mkdir()
-    library = Library(root / "home", vector_process=False)
-    list(Ingestor(library, embedder, IngestOptions()).run([str(docs)], CancelToken()))
+    library = handbook_library(root, embedder, repeat=3)
     yield library, root
     library.close()
 
@@ -158,12 +163,7 @@ def test_questions_the_handbook_does_not_answer_are_refused(handbook, embedder, 
 
 def test_baseline_is_cached_and_measured_again_when_the_library_grows(embedder, tmp_path):
     root = tmp_path
-    (root / "docs").mkdir()
-    for name, text in HANDBOOK.items():
-        (root / "docs" / name).write_text(text + "\n", encoding="utf-8")
-    (root / "home").mkdir()
-    library = Library(root / "home", vector_process=False)
-    list(Ingestor(library, embedder, IngestOptions()).run([str(root / "docs")], CancelToken()))
+    library = handbook_library(root, embedder)
     cache = tmp_path / "baseline.json"
     gate = _retriever(library, embedder, cache=cache).gate
     first = gate.baseline()

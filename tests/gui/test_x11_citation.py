@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,7 @@ from PySide6.QtCore import QRectF
 from PySide6.QtGui import QImage
 
 from tests.gui.citation_docs import PASSAGE_LINES, WANTED, big_pdf, citation
+from tests.gui.xserver import x_display
 
 ROOT = Path(__file__).resolve().parents[2]
 XVFB = shutil.which("Xvfb")
@@ -34,51 +33,8 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture
 def display(tmp_path):
     """A fresh X server on a free display number, with openbox managing its windows."""
-    read_end, write_end = os.pipe()
-    log = (tmp_path / "xvfb.log").open("wb")
-    xvfb = subprocess.Popen(
-        [XVFB, "-displayfd", str(write_end), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
-        pass_fds=(write_end,),
-        stdout=log,
-        stderr=log,
-    )
-    os.close(write_end)
-    number = b""
-    deadline = time.monotonic() + 20
-    while not number.endswith(b"\n") and time.monotonic() < deadline:
-        ready, _, _ = select.select([read_end], [], [], 0.5)
-        if ready:
-            chunk = os.read(read_end, 16)
-            if not chunk:
-                break
-            number += chunk
-    os.close(read_end)
-    if not number.strip():
-        xvfb.kill()
-        xvfb.wait()
-        pytest.fail("Xvfb did not start: " + (tmp_path / "xvfb.log").read_text(errors="replace"))
-    name = ":" + number.decode().strip()
-    wm = None
-    if shutil.which("openbox"):
-        wm = subprocess.Popen(
-            ["openbox", "--sm-disable"],
-            env={**os.environ, "DISPLAY": name},
-            stdout=log,
-            stderr=log,
-        )
-        time.sleep(0.5)
-    try:
+    with x_display(tmp_path) as name:
         yield name
-    finally:
-        for proc in (wm, xvfb):
-            if proc is not None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-        log.close()
 
 
 def _screenshot(display: str, out: Path) -> None:

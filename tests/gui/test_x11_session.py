@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
 import shutil
 import sqlite3
 import subprocess
@@ -26,6 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from tests.gui.xserver import x_display
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = {name: shutil.which(name) for name in ("Xvfb", "openbox", "xdotool")}
@@ -47,45 +48,8 @@ WAIT_S = 180  # a cold start imports Qt and reads settings: generous for two bus
 @pytest.fixture
 def display(tmp_path):
     """A fresh X server on a free display number, with openbox managing its windows."""
-    read_end, write_end = os.pipe()
-    log = (tmp_path / "xvfb.log").open("wb")
-    screen = ["-screen", "0", "1280x1024x24", "-nolisten", "tcp"]
-    xvfb = subprocess.Popen(
-        [TOOLS["Xvfb"], "-displayfd", str(write_end), *screen],
-        pass_fds=(write_end,),
-        stdout=log,
-        stderr=log,
-    )
-    os.close(write_end)
-    number = b""
-    deadline = time.monotonic() + 20
-    while not number.endswith(b"\n") and time.monotonic() < deadline:
-        if select.select([read_end], [], [], 0.5)[0]:
-            chunk = os.read(read_end, 16)
-            if not chunk:
-                break
-            number += chunk
-    os.close(read_end)
-    if not number.strip():
-        xvfb.kill()
-        xvfb.wait()
-        pytest.fail("Xvfb did not start: " + (tmp_path / "xvfb.log").read_text(errors="replace"))
-    name = ":" + number.decode().strip()
-    wm = subprocess.Popen(
-        [TOOLS["openbox"], "--sm-disable"], env=_env(name), stdout=log, stderr=log
-    )
-    time.sleep(0.5)
-    try:
+    with x_display(tmp_path) as name:
         yield name
-    finally:
-        for proc in (wm, xvfb):
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
 
 
 def _env(display: str, home: Path | None = None) -> dict:

@@ -19,14 +19,12 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from app.core.documents._io import guarded, open_binary, quiet, quoted, read_head
+from app.core.documents._io import guarded, quiet, quoted, read_head
 from app.core.documents.base import EmptyDocument, Heading, Page
 from app.core.documents.text import (
     BLOCK_BYTES,
     PIECE_CHARS,
-    SAMPLE_BYTES,
-    binary_error,
-    detect_encoding,
+    open_text,
 )
 
 SOURCE_CHARS = 256 * 1024  # Markdown parsed at a time
@@ -253,17 +251,12 @@ def _decoded(f, path, encoding: str, sample: bytes) -> Iterator[str]:
 )
 def read_markdown(path: str | os.PathLike[str]) -> Iterator[Page]:
     """Yield the file's text without markup, in pages of about 64 KB with their headings."""
-    f, size = open_binary(path)
+    f, encoding, head = open_text(path)
     with f:
-        sample = read_head(f, path, SAMPLE_BYTES)
-        found = detect_encoding(sample, len(sample) >= size or len(sample) < SAMPLE_BYTES)
-        if found is None:
-            raise binary_error(path)
-        encoding, skip = found
         parser = _parser()
         pages = _Pages()
         yielded = False
-        for n, source in enumerate(_sources(_decoded(f, path, encoding, sample[skip:]))):
+        for n, source in enumerate(_sources(_decoded(f, path, encoding, head))):
             source = source.replace("\x00", "\ufffd")
             front = _FRONT_MATTER.match(source) if n == 0 else None
             if front:  # its "---" would make its last line a heading

@@ -158,19 +158,31 @@ def _cut(buf: str, target: int) -> int:
     return i + 1 if i != -1 else target
 
 
-@guarded("text file", "Open it in a text editor, save it again as UTF-8 text, and add it again.")
-def read_text(path: str | os.PathLike[str]) -> Iterator[Page]:
-    """Yield the file's text in pieces of about 64 KB, as Page(None, text)."""
+def open_text(path: str | os.PathLike[str]):
+    """Open a text file and sniff its encoding: (open binary file, encoding, the bytes of the
+    sample read so far, byte-order mark left out). Raises the binary-file error for a file
+    that is not text. Shared by the text and Markdown readers."""
     f, size = open_binary(path)
-    with f:
+    try:
         sample = read_head(f, path, SAMPLE_BYTES)
         found = detect_encoding(sample, len(sample) >= size or len(sample) < SAMPLE_BYTES)
         if found is None:
             raise binary_error(path)
-        encoding, skip = found
+    except BaseException:
+        f.close()
+        raise
+    encoding, skip = found
+    return f, encoding, sample[skip:]
+
+
+@guarded("text file", "Open it in a text editor, save it again as UTF-8 text, and add it again.")
+def read_text(path: str | os.PathLike[str]) -> Iterator[Page]:
+    """Yield the file's text in pieces of about 64 KB, as Page(None, text)."""
+    f, encoding, head = open_text(path)
+    with f:
         decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
-        buf = decoder.decode(sample[skip:])
-        del sample
+        buf = decoder.decode(head)
+        del head  # the sample is in the decoder now; do not keep a second copy
         yielded = False
         done = False
         while not done:
