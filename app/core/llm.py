@@ -5,6 +5,9 @@ the prompt is evaluated in n_batch slices (the cancel flag is checked between th
 sampled by llama.cpp's own sampler chain (no per-token copy of the logits into numpy), and pieces
 are decoded incrementally (a UTF-8 character split across tokens is held back, never mangled).
 
+The chat template inside the GGUF is the file author's program: it runs bounded, in a process of
+its own, with a standard template in its place when it misbehaves (app/core/chat_template.py).
+
 Imports only llama_cpp and jinja2, so it runs on machines without chromadb or Qt. Not thread-safe:
 one lane (one thread) owns an engine.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import dataclasses
 import logging
 import os
 import re
@@ -23,14 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.cancel import Cancelled, CancelToken
+from app.core.chat_template import ChatTemplate, family_for
 from app.core.gguf_check import GGUFInfo, ModelFileError, inspect_gguf
 
 log = logging.getLogger(__name__)
-
-FALLBACK_TEMPLATE = (  # ChatML, used (with a warning) when a GGUF carries no template
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
 
 
 class ModelLoadError(ModelFileError):
@@ -51,7 +51,7 @@ class LoadReport:
     device: str  # "GPU" or "CPU"
     n_ctx: int
     attempts: tuple[str, ...]  # what was tried, for the log and the status bar
-    warning: str | None = None  # e.g. no chat template in the file
+    warning: str | None = None  # e.g. no chat template in the file, or an unsafe one
 
     @property
     def where(self) -> str:
@@ -134,7 +134,10 @@ class LlamaEngine:
         n_threads: int | None = None,
         backend_sampling: bool | None = None,
         overlap_decode: bool | None = None,
+        check_template: bool = True,
     ) -> None:
+        """`check_template=False`: load() leaves the chat template to the caller (the model's
+        child process: its parent runs the template, see template_facts)."""
         self.path = Path(path).expanduser()
         self.n_ctx_requested = n_ctx
         self.gpu_layers_requested = gpu_layers
@@ -154,7 +157,8 @@ class LlamaEngine:
         self._ctx = None
         self._vocab = None
         self._cached: list[int] = []  # tokens whose KV entries are in the context
-        self._template = None
+        self.check_template = check_template
+        self.template: ChatTemplate | None = None
         self._special_re: re.Pattern | None = None
         self._piece_buf = ctypes.create_string_buffer(256)
         self._one = None
@@ -203,15 +207,9 @@ class LlamaEngine:
         else:
             self.n_ctx = self.n_ctx_requested
         warning = None
-        template = self.info.chat_template
-        if template is None:
-            warning = (
-                f"'{self.path.name}' has no chat template; using the common ChatML format. "
-                "Answers may be poor: prefer an Instruct GGUF that includes its template."
-            )
-            log.warning(warning)
-            template = FALLBACK_TEMPLATE
-        self._template = _compile_template(template)
+        if self.check_template:
+            self.template = ChatTemplate(**self.template_facts())
+            warning = self.template.check()
         if attempts:
             log.warning("model load fell back: %s", "; ".join(attempts))
         self.report = LoadReport(
@@ -256,7 +254,24 @@ class LlamaEngine:
             raise MemoryError("no memory for its context")
         return model, ctx
 
+    def template_facts(self) -> dict:
+        """What a ChatTemplate needs from the loaded model: the file's template, the file's name,
+        the texts of BOS and EOS, and the standard family its control tokens belong to."""
+        return {
+            "source": self.info.chat_template,
+            "file_name": self.path.name,
+            "bos": self._token_text("bos"),
+            "eos": self._token_text("eos"),
+            "family": family_for(self._is_one_token) if self._vocab is not None else "chatml",
+        }
+
+    def _is_one_token(self, text: str) -> bool:
+        return len(self.tokenize(text, special=True)) == 1
+
     def close(self) -> None:
+        if self.template is not None:
+            self.template.close()
+            self.template = None
         if self._ctx is not None and self._vocab is not None:
             ll = _llama()
             self._detach_sampler()
@@ -267,14 +282,19 @@ class LlamaEngine:
         self.report = None
 
     # ------------------------------------------------------------------ text <-> tokens
-    def render(self, messages: list[dict[str, str]]) -> str:
-        """The conversation in the model's own chat format, ending where the answer starts."""
-        return self._template.render(
-            messages=messages,
-            add_generation_prompt=True,
-            bos_token=self._token_text("bos"),
-            eos_token=self._token_text("eos"),
-        )
+    def render(self, messages: list[dict[str, str]], cancel: CancelToken | None = None) -> str:
+        """The conversation in the model's own chat format, ending where the answer starts.
+
+        The file's template runs bounded (time, size, memory); one that fails is replaced by a
+        standard template and the report's warning says why. Raises Cancelled only when
+        `cancel` is set while the file's template runs."""
+        if not self.loaded:
+            self.load()
+        if self.template is None:  # a child engine whose parent runs the template
+            self.template = ChatTemplate(**self.template_facts())
+        prompt = self.template.render(messages, cancel)
+        self.report = with_note(self.report, self.template.note)
+        return prompt
 
     def tokenize(self, text: str, special: bool = True) -> list[int]:
         ll = _llama()
@@ -521,22 +541,11 @@ class LlamaEngine:
         return chain
 
 
-def _compile_template(source: str):
-    from jinja2 import StrictUndefined  # noqa: F401 - templates rely on lenient undefined
-    from jinja2.exceptions import TemplateError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    def raise_exception(message):
-        raise TemplateError(message)
-
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-    env.globals["raise_exception"] = raise_exception
-    env.globals["strftime_now"] = lambda fmt: time.strftime(fmt)
-    try:
-        return env.from_string(source)
-    except TemplateError:
-        log.warning("the GGUF's chat template does not compile; using ChatML")
-        return env.from_string(FALLBACK_TEMPLATE)
+def with_note(report: LoadReport | None, note: str | None) -> LoadReport | None:
+    """The report with the chat template's note as its warning (unchanged when none)."""
+    if report is None or note is None or report.warning == note:
+        return report
+    return dataclasses.replace(report, warning=note)
 
 
 def check_memory(info: GGUFInfo) -> None:

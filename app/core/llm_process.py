@@ -12,6 +12,10 @@ replies. generate() streams pieces as the child makes them; Stop sets a shared f
 child's engine polls between prompt slices, inside them (llama.cpp's abort callback) and between
 tokens, exactly as it polls an in-process CancelToken. Like LlamaEngine, not thread-safe: one
 lane owns it.
+
+The GGUF's chat template does not run in the model's child: this process runs it through a
+ChatTemplate (its own small process, bounded, see app/core/chat_template.py), from what the child
+reports about the model at load.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from app.core.cancel import Cancelled, CancelToken
+from app.core.chat_template import ChatTemplate
 from app.core.children import portable, reap
 from app.core.gguf_check import GGUFInfo, inspect_gguf
-from app.core.llm import Generated, LoadReport, ModelLoadError, check_memory
+from app.core.llm import Generated, LoadReport, ModelLoadError, check_memory, with_note
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +61,7 @@ def _serve(conn, stop_flag, kwargs: dict) -> None:  # pragma: no cover - runs in
     """The child: one engine, one request at a time until 'close' or the pipe ends."""
     from app.core.llm import LlamaEngine
 
-    engine = LlamaEngine(**kwargs)
+    engine = LlamaEngine(**kwargs, check_template=False)  # the parent runs the template
     token = _FlagToken(stop_flag)
     while True:
         try:
@@ -67,7 +72,8 @@ def _serve(conn, stop_flag, kwargs: dict) -> None:  # pragma: no cover - runs in
             break
         try:
             if op == "load":
-                conn.send(("ok", (engine.load(), engine.info, engine.n_ctx)))
+                report = engine.load()
+                conn.send(("ok", (report, engine.info, engine.n_ctx, engine.template_facts())))
             elif op == "generate":
                 _stream(conn, engine.generate(args[0], token, *args[1:]))
             else:
@@ -110,6 +116,7 @@ class EngineProcess:
         self._proc = None
         self._conn = None
         self._stop = None
+        self.template: ChatTemplate | None = None
 
     # ------------------------------------------------------------------ the child's life
     @property
@@ -140,7 +147,9 @@ class EngineProcess:
             kind, value = self._reply()
             if kind == "error":
                 raise value
-            self.report, self.info, self.n_ctx = value
+            report, self.info, self.n_ctx, facts = value
+            self.template = ChatTemplate(**facts)
+            self.report = with_note(report, self.template.check())
         except BaseException:
             self.close()
             raise
@@ -150,6 +159,9 @@ class EngineProcess:
         proc, conn = self._proc, self._conn
         self._proc = self._conn = None
         self.report = None
+        if self.template is not None:
+            self.template.close()
+            self.template = None
         if conn is not None:
             with contextlib.suppress(OSError, ValueError):
                 conn.send(("close", ()))
@@ -206,8 +218,13 @@ class EngineProcess:
             "or ask again to reload it."
         )
 
-    def render(self, messages: list[dict[str, str]]) -> str:
-        return self._call("render", messages)
+    def render(self, messages: list[dict[str, str]], cancel: CancelToken | None = None) -> str:
+        """As LlamaEngine.render: the file's template, bounded, or a standard one with a note."""
+        if not self.loaded:
+            self.load()
+        prompt = self.template.render(messages, cancel)
+        self.report = with_note(self.report, self.template.note)
+        return prompt
 
     def tokenize(self, text: str, special: bool = True) -> list[int]:
         return self._call("tokenize", text, special)
