@@ -23,9 +23,15 @@ from pathlib import Path
 import numpy as np
 
 from app.core.events import Hit
-from app.core.paths import display, from_sql, to_sql
+from app.core.paths import display, from_sql, fs_bytes, is_valid_text, to_sql
 from app.core.row_writer import RowWriter
-from app.core.vector_store import WRITE_SLICE, CollectionProcess, LocalCollection
+from app.core.store_health import LibraryDamaged, check_library, ensure_room
+from app.core.vector_store import (
+    WRITE_SLICE,
+    CollectionProcess,
+    LocalCollection,
+    VectorStoreDamaged,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -169,6 +175,11 @@ class Library:
         never stall this process; False keeps it in this one, as before (bench A/B)."""
         self.home = Path(home)
         self.vector_process = vector_process
+        # Before anything is read or written: a damaged store is refused, never taken for an
+        # empty one (whose vectors would all look stray) or a complete one (store_health.py).
+        damages = check_library(self.home)
+        if damages:
+            raise LibraryDamaged(damages)
         self._lock = threading.RLock()
         self._db = sqlite3.connect(
             self.home / "library.sqlite3", check_same_thread=False, isolation_level=None, timeout=30
@@ -191,11 +202,16 @@ class Library:
                 if self._collection is None:
                     store = self.home / "library"
                     store.mkdir(mode=0o700, exist_ok=True)
-                    if self.vector_process:
-                        collection = CollectionProcess(store, self.COLLECTION)
-                        collection.start()
-                    else:
-                        collection = LocalCollection(store, self.COLLECTION, WRITE_SLICE)
+                    try:
+                        if self.vector_process:
+                            collection = CollectionProcess(store, self.COLLECTION)
+                            collection.start()
+                        else:
+                            collection = LocalCollection(store, self.COLLECTION, WRITE_SLICE)
+                    except VectorStoreDamaged as exc:
+                        raise LibraryDamaged(
+                            check_library(self.home) or [_opening_damage(store, exc)]
+                        ) from exc
                     self._collection = collection
                     _chmod_private(store)
         return self._collection
@@ -378,8 +394,12 @@ class Library:
         if not chunks:
             return
         ids = [chunk_id(doc_id, version, c.idx) for c in chunks]
-        metas = [{"doc_id": doc_id, "version": version} for _ in chunks]
+        metas: list[dict] = [{"doc_id": doc_id, "version": version} for _ in chunks]
+        for meta, c in zip(metas, chunks, strict=True):
+            if c.idx == 0:  # once a document: what repair finds if library.sqlite3 is lost
+                meta["path"] = path_for_meta(self._path_of(doc_id))
         with self._lock:
+            ensure_room(self.home)  # a full disk stops here, not inside Chroma's files
             self.collection.upsert(
                 ids=ids, embeddings=np.asarray(vectors, dtype=np.float32), metadatas=metas
             )
@@ -389,6 +409,11 @@ class Library:
                     for i, c in zip(ids, chunks, strict=True)
                 ]
             )
+
+    def _path_of(self, doc_id: int) -> str:
+        with self._lock:
+            row = self._db.execute("SELECT path FROM documents WHERE id=?", (doc_id,)).fetchone()
+        return from_sql(row[0]) if row else ""
 
     def commit_version(self, doc_id: int, version: str, chunks: int, pages: int) -> None:
         """Make `version` live (one transaction), then drop the version it replaces."""
@@ -574,6 +599,27 @@ class Library:
     def stored_chunk_ids(self) -> list[str]:
         self._settle()
         return [r[0] for r in self._db.execute("SELECT id FROM chunks ORDER BY id")]
+
+
+PATH_BYTES = "fsbytes:"
+
+
+def path_for_meta(path: str) -> str:
+    """A path as Chroma's metadata holds it (valid text only): as it is, or its bytes in hex
+    after PATH_BYTES when the name is not valid UTF-8 (an absolute path never starts so)."""
+    return path if is_valid_text(path) else PATH_BYTES + fs_bytes(path).hex()
+
+
+def path_from_meta(value: str) -> str:
+    if value.startswith(PATH_BYTES):
+        return os.fsdecode(bytes.fromhex(value[len(PATH_BYTES) :]))
+    return value
+
+
+def _opening_damage(store: Path, exc: Exception):
+    from app.core.store_health import Damage
+
+    return Damage("the vector store", store, str(exc))
 
 
 def _document_row(row: tuple) -> DocumentRow:

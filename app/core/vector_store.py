@@ -43,6 +43,23 @@ class VectorStoreError(RuntimeError):
     """The vector store failed or stopped; the message is a plain sentence."""
 
 
+class VectorStoreDamaged(VectorStoreError):
+    """Chroma could not open the store because its files are damaged (it refused them, or its
+    Rust core panicked or aborted on them). Library turns it into LibraryDamaged."""
+
+
+LOG_NAME = "vector-store.log"
+"""Beside the store: the child's stderr. A Rust panic in Chroma prints its message and
+backtrace there, never on the user's terminal; the error itself comes back as an answer."""
+
+
+def _looks_damaged(value: BaseException) -> bool:
+    from app.core.store_health import _DAMAGE_WORDS
+
+    text = f"{type(value).__name__}: {value}".lower()
+    return any(w in text for w in _DAMAGE_WORDS)
+
+
 class LocalCollection:
     """The persistent Chroma collection at `path` (created when missing), in this process, with
     CollectionProcess's extra methods. `write_slice`: chunks per upsert call (None: all)."""
@@ -123,10 +140,22 @@ def _forbid_network() -> None:
     socket.socket.connect, socket.socket.connect_ex = connect, connect_ex
 
 
+def _stderr_to_log(log_path: Path) -> None:  # pragma: no cover - in the child
+    """Send this process's stderr (fd 2, where Rust's panic hook writes) to `log_path`."""
+    try:
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError:
+        return  # a full disk or a read-only folder: keep the terminal
+    sys.stderr.flush()
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
 def _serve(conn, path: str, name: str, parent: int) -> None:  # pragma: no cover - in the child
     """The child: one collection, one request at a time until 'close' or the pipe ends."""
     from app.config import isolate_from_network
 
+    _stderr_to_log(Path(path).parent / LOG_NAME)
     isolate_from_network()
     _forbid_network()
     try:
@@ -254,9 +283,21 @@ class CollectionProcess:
             ) from exc
         finally:
             child_end.close()
-        kind, value = self._recv()
+        try:
+            kind, value = self._recv()
+        except VectorStoreError as exc:
+            code = getattr(exc, "exitcode", None)
+            if code in (-6, -7, -11):  # SIGABRT, SIGBUS, SIGSEGV while opening: its files
+                raise VectorStoreDamaged(
+                    f"Chroma stopped (signal {-code}) while opening the vector store."
+                ) from exc
+            raise
         if kind == "error":
             self._stop()
+            if _looks_damaged(value):
+                raise VectorStoreDamaged(
+                    f"Chroma could not open the vector store: {_first_line(value)}"
+                ) from value
             raise VectorStoreError(
                 f"The library's vector store could not be opened ({value}). Check that the "
                 "disk has room and that the data folder may be written."
@@ -268,8 +309,24 @@ class CollectionProcess:
             self._send(op, kwargs)
             kind, value = self._recv()
         if kind == "error":
+            panic = self._panic()
+            if panic:  # Chroma's core failed on its own files: no retry will do better
+                raise VectorStoreDamaged(f"Chroma failed on a damaged record: {panic}") from value
             raise value
         return value
+
+    def _panic(self) -> str | None:
+        """The message of a Rust panic the child logged (see LOG_NAME), if any."""
+        try:
+            with open(Path(self.path).parent / LOG_NAME, encoding="utf-8", errors="replace") as fh:
+                lines = fh.read(1 << 20).splitlines()
+        except OSError:
+            return None
+        for n, line in enumerate(lines):
+            if " panicked at " in line:
+                detail = lines[n + 1] if n + 1 < len(lines) else line
+                return detail.strip()[:300]
+        return None
 
     def _send(self, op: str, kwargs: dict) -> None:
         self._start()
@@ -307,10 +364,12 @@ class CollectionProcess:
             code = self._proc.exitcode
         lost = self._owed
         self._stop()
-        return VectorStoreError(
+        error = VectorStoreError(
             f"The library's vector store stopped unexpectedly (its process ended with code "
             f"{code}); {lost} write(s) were not confirmed. Add the files again to finish them."
         )
+        error.exitcode = code
+        return error
 
     def _stop(self) -> None:
         proc, conn = self._proc, self._conn
@@ -320,3 +379,8 @@ class CollectionProcess:
             conn.close()
         if proc is not None:
             reap(proc, 1)
+
+
+def _first_line(value: BaseException) -> str:
+    text = str(value).strip()
+    return text.splitlines()[0][:300] if text else type(value).__name__
