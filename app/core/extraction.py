@@ -16,10 +16,20 @@ as surrogates, and the readers open such a name); messages show those bytes esca
 Errors keep their meaning: the loader's DocumentError subclasses cross the process boundary
 as they are. A worker that dies (a parser crash) fails only the file it was reading; the next
 file gets a fresh worker. Where no process can be started, pages are read in the calling thread.
+
+A file is only bytes on disk until a parser unpacks it: a 1 MB PDF whose page content inflates
+to 1 GB took PDFium to 2 GB, a 3 MB one past 4.6 GB. So a watchdog thread of the ingesting side
+watches the worker while it reads a file: past `rss_limit` of resident memory, or a call that
+has not returned after `call_seconds`, the worker is killed and the file fails with a message
+that says which limit it hit and what to do; the next file gets a fresh worker. (An
+address-space limit in the worker would not do: PDFium aborts the process when an allocation
+fails, so it would turn the same file into a crash, and thread arenas make the address space
+of a healthy worker hard to predict.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import multiprocessing
@@ -34,6 +44,12 @@ from concurrent.futures.process import BrokenProcessPool
 from app.core.chunking import Chunk, Chunker
 from app.core.documents import CorruptDocument, Page, read_pages
 from app.core.paths import display
+
+# What one file may cost the worker. Reading the R manuals and the office set it stays within a
+# fifth of this; the rest of the app (embedder, Chroma's process) fits beside it under 2 GiB.
+WORKER_RSS_LIMIT = 512 * 2**20
+CALL_SECONDS = 60.0  # one batch of pages (16) that takes longer is a parser gone astray
+WATCH_INTERVAL_S = 0.05
 
 log = logging.getLogger(__name__)
 
@@ -163,17 +179,118 @@ def chunk_batches(
 
 
 # ------------------------------------------------------------------ the ingesting side
+class _Watchdog:
+    """Watches the worker while it reads a file: kills it past the memory or time limit and
+    remembers why, for the message (see the module's docstring)."""
+
+    def __init__(self, rss_limit: int, call_seconds: float) -> None:
+        self.rss_limit = rss_limit
+        self.call_seconds = call_seconds
+        self.peak = 0  # the worker's largest resident size seen (for the bench and tests)
+        self.last = 0  # its resident size at the last look
+        self.reason: str | None = None  # "memory" or "time", once it killed the worker
+        self._lock = threading.Lock()
+        self._processes: dict = {}
+        self._pending: tuple[Future | None, float] = (None, 0.0)  # the call, when it was made
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def begin(self) -> None:
+        """A file is about to be read."""
+        self.reason, self.last = None, 0
+
+    def watch(self, processes: dict) -> None:
+        """Watch the worker(s) in `processes` (the pool's own pid -> Process dict)."""
+        with self._lock:
+            self._processes = processes
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="confidant-extraction-watchdog", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()
+
+    def call(self, future: Future) -> None:
+        """A call was made to the worker now; it is timed until it is done."""
+        self._pending = (future, time.monotonic())
+
+    def release(self) -> None:
+        """No file is being read: an idle worker is left alone."""
+        with self._lock:
+            self._processes = {}
+            self._pending = (None, 0.0)
+
+    def close(self) -> None:
+        self._closed = True
+        self.release()
+        self._wake.set()
+
+    def _run(self) -> None:
+        import psutil
+
+        watched: dict[int, psutil.Process] = {}
+        while not self._closed:
+            self._wake.clear()  # before looking: a watch() from now on wakes the wait below
+            with self._lock:
+                processes = dict(self._processes)
+            if not processes:
+                watched.clear()
+                self._wake.wait(1.0)
+                continue
+            for pid, proc in processes.items():
+                try:
+                    ps = watched.get(pid) or watched.setdefault(pid, psutil.Process(pid))
+                    rss = ps.memory_info().rss
+                except (psutil.Error, OSError, ValueError):
+                    continue  # starting or gone: the pool notices a dead worker itself
+                self.last, self.peak = rss, max(self.peak, rss)
+                future, since = self._pending
+                reason = None
+                if rss > self.rss_limit:
+                    reason = "memory"
+                elif (
+                    future is not None
+                    and not future.done()
+                    and time.monotonic() - since > self.call_seconds
+                ):
+                    reason = "time"
+                if reason is not None:
+                    with self._lock:
+                        self.reason = reason
+                        self._processes = {}
+                    log.warning("extraction worker %d killed: %s limit", pid, reason)
+                    with contextlib.suppress(Exception):
+                        proc.kill()
+            time.sleep(WATCH_INTERVAL_S)
+
+
 class PageReader:
-    """Reads a PDF's pages in a worker process. One user (thread) at a time; close() when done."""
+    """Reads a document's pages in a worker process. One user (thread) at a time; close() when
+    done."""
 
     def __init__(
-        self, batch: int = 16, use_process: bool = True, chunker: Chunker | None = None
+        self,
+        batch: int = 16,
+        use_process: bool = True,
+        chunker: Chunker | None = None,
+        rss_limit: int = WORKER_RSS_LIMIT,
+        call_seconds: float = CALL_SECONDS,
     ) -> None:
-        """`chunker`: how chunks() cuts pages (sent to the worker once, when it starts)."""
+        """`chunker`: how chunks() cuts pages (sent to the worker once, when it starts).
+        `rss_limit`, `call_seconds`: what reading one file may cost the worker."""
         self.batch = batch
         self.chunker = chunker
-        self.use_process = use_process and (os.cpu_count() or 1) > 1
+        # The worker is also what bounds a hostile file's memory and time, so it is used
+        # wherever a process can be started, one core included.
+        self.use_process = use_process
         self._executor: ProcessPoolExecutor | None = None
+        self._watchdog = _Watchdog(rss_limit, call_seconds)
+
+    @property
+    def worker_peak_rss(self) -> int:
+        """The largest resident size the worker was seen at while reading a file."""
+        return self._watchdog.peak
 
     def _pool(self) -> ProcessPoolExecutor | None:
         if self._executor is None and self.use_process:
@@ -190,7 +307,7 @@ class PageReader:
         return self._executor
 
     def pages(self, path: str | os.PathLike[str]) -> Iterator[Page]:
-        """The PDF's pages, in order, as read_pages(path) would yield them."""
+        """The document's pages, in order, as read_pages(path) would yield them."""
         if self._pool() is None:
             yield from read_pages(path)
             return
@@ -198,7 +315,7 @@ class PageReader:
             yield from pages
 
     def chunks(self, path: str | os.PathLike[str]) -> Iterator[tuple[list[Chunk], int]]:
-        """The PDF's chunks, cut by the worker: (chunks, pages read) per batch of pages."""
+        """The document's chunks, cut by the worker: (chunks, pages read) per batch of pages."""
         if self.chunker is None:
             raise ValueError("PageReader.chunks needs the chunker it was made with")
         if self._pool() is None:
@@ -206,42 +323,91 @@ class PageReader:
             return
         yield from self._stream(path, chunking=True)
 
+    def _submit(self, pool: ProcessPoolExecutor, fn, *args) -> Future:
+        future = pool.submit(fn, *args)
+        # the pool starts its worker on the first submit: watch it from then on
+        self._watchdog.watch(getattr(pool, "_processes", None) or {})
+        self._watchdog.call(future)
+        return future
+
     def _stream(self, path, chunking: bool) -> Iterator[tuple[list, int]]:
+        if self._executor is not None and getattr(self._executor, "_broken", False):
+            self._discard()  # killed after its last file ended: this file gets a fresh one
         pool = self._pool()
         assert pool is not None
+        self._watchdog.begin()
+        finished = False
         try:
-            pending: Future = pool.submit(_open, str(path), chunking)
+            pending: Future = self._submit(pool, _open, str(path), chunking)
             pending.result()
-            pending = pool.submit(_next, self.batch)
+            pending = self._submit(pool, _next, self.batch)
             while True:
                 got, n, done = pending.result()
                 if not done:  # let the worker read the next pages while these are embedded
-                    pending = pool.submit(_next, self.batch)
+                    pending = self._submit(pool, _next, self.batch)
+                else:
+                    finished = True
                 yield got, n
                 if done:
                     return
         except BrokenProcessPool as exc:
+            reason = self._watchdog.reason
             self._discard()
-            raise CorruptDocument(
-                f"'{display(os.path.basename(path))}' could not be read: the PDF reader stopped "
-                "while reading it. Open it in a PDF reader, save or print it to a new PDF, and add "
-                "that copy instead."
-            ) from exc
+            raise _stopped(path, reason, self._watchdog) from exc
+        except Exception:
+            finished = True  # the worker raised it, and let go of the document
+            raise
+        finally:
+            self._watchdog.release()
+            # A file left midway would go on being read, unwatched; memory a large file left
+            # behind is not the next file's to count: either way the next file gets a fresh
+            # worker.
+            if not finished or self._watchdog.last > self._watchdog.rss_limit // 2:
+                self._discard()
 
-    def _discard(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+    def _discard(self) -> list:
+        """Let the worker go now, without waiting for it (it may be deep in a large page)."""
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return []
+        processes = list((getattr(executor, "_processes", None) or {}).values())
+        executor.shutdown(wait=False, cancel_futures=True)
+        for proc in processes:
+            with contextlib.suppress(Exception):
+                if proc.is_alive():
+                    proc.terminate()
+        return processes
 
     def close(self) -> None:
         """Stop the worker (an unfinished document is abandoned)."""
-        executor, self._executor = self._executor, None
-        if executor is None:
-            return
-        processes = list((getattr(executor, "_processes", None) or {}).values())
-        executor.shutdown(wait=False, cancel_futures=True)
-        for proc in processes:  # it may be deep in a large page: do not wait for it
-            if proc.is_alive():
-                proc.terminate()
-        for proc in processes:
+        self._watchdog.close()
+        for proc in self._discard():
             proc.join(5)
+
+
+def _stopped(path, reason: str | None, watchdog: _Watchdog) -> CorruptDocument:
+    """The message for a file whose reader process was killed or died."""
+    name = f"'{display(os.path.basename(path))}'"
+    pdf = os.fspath(path).lower().endswith(".pdf")
+    fix = (
+        "Open it in a PDF reader, save or print it to a new PDF, and add that copy instead."
+        if pdf
+        else "Open it in its own program, save it again (or split it), and add that copy."
+    )
+    if reason == "memory":
+        return CorruptDocument(
+            f"{name} could not be read: reading it needed more than "
+            f"{watchdog.rss_limit // 2**20} MB of memory, far more than its size on disk (some "
+            "of its content expands enormously when unpacked, or it is built to fill memory). "
+            f"If it is a real document, split it into smaller files. {fix}"
+        )
+    if reason == "time":
+        return CorruptDocument(
+            f"{name} could not be read: a part of it took longer than "
+            f"{watchdog.call_seconds:.0f} s to read, so reading was stopped (its content is far "
+            f"too complex, or damaged). {fix}"
+        )
+    reader = "PDF reader" if pdf else "document reader"
+    return CorruptDocument(
+        f"{name} could not be read: the {reader} stopped while reading it. {fix}"
+    )
