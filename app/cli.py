@@ -16,7 +16,7 @@ from pathlib import Path
 from app.config import SettingsError, data_dir, isolate_from_network
 from app.core.paths import display
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DAMAGED = 0, 1, 2, 3
 
 
 class UserError(Exception):
@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("doctor", help="versions, GPU support, models and data directory")
 
+    s = sub.add_parser(
+        "repair",
+        help="rebuild a damaged library from the documents' files (chats and settings are kept)",
+    )
+    s.add_argument("--json", action="store_true")
+
     s = sub.add_parser("bench", help="measure ingestion, retrieval and generation speed")
     from app.bench.cli import add_arguments
 
@@ -83,6 +89,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # a bug or the system: words on screen, the traceback in a file
         from app.core.errors import describe
+        from app.core.store_health import DiskFull, LibraryDamaged, explain
+
+        known = _explain_store_error(exc, explain)
+        if isinstance(known, LibraryDamaged):
+            print(f"confidant: {known}", file=sys.stderr)
+            return EXIT_DAMAGED
+        if isinstance(known, DiskFull):
+            print(f"confidant: {known}", file=sys.stderr)
+            return EXIT_FAILED
 
         print(
             f"confidant: {args.command or 'self-test'} stopped by an unexpected error: "
@@ -91,6 +106,14 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
+
+
+def _explain_store_error(exc: Exception, explain):
+    """A damaged library or a full disk behind `exc`, in words (store_health.explain)."""
+    try:
+        return explain(exc, data_dir())
+    except Exception:  # the explanation must never hide the error itself
+        return None
 
 
 def _keep_traceback() -> str:
@@ -137,6 +160,8 @@ def _dispatch(args) -> int:
                 from app.selftest import run_self_test
 
                 return run_self_test(services)
+            if args.command == "repair":
+                return cmd_repair(services, args)
             if args.command in ("search", "ask", "list", "remove"):
                 # Finish what a crash left half-done (ingest does this itself, and reports it).
                 services.library.recover()
@@ -373,6 +398,92 @@ def cmd_reindex(services, args) -> int:
     paths = services.ingestor().start_reindex()
     args.paths, args.json = paths, False
     return cmd_ingest(services, args) if paths else EXIT_OK
+
+
+def cmd_repair(services, args) -> int:
+    """Set the damaged files aside and rebuild the library from its documents' files
+    (app/core/repair.py); Ctrl-C keeps what was rebuilt, the rest stays queued."""
+    from app.core.cancel import CancelToken
+    from app.core.events import FileDone, IngestStarted
+    from app.core.repair import RepairFinished, RepairStarted
+
+    token = CancelToken()
+    progress = _Progress(enabled=not args.json)
+    files, begun, total, finished = [], None, 0, None
+    try:
+        for event in services.repair(token):
+            if isinstance(event, RepairStarted):
+                begun = event
+                _say_repair_started(event, progress)
+            elif isinstance(event, IngestStarted):
+                total = event.total
+            elif isinstance(event, FileDone):
+                files.append(event)
+                progress.file_done(event, len(files), total)
+            elif isinstance(event, RepairFinished):
+                finished = event
+    except KeyboardInterrupt:
+        token.cancel()
+        print(
+            "confidant: repair stopped; what was rebuilt is kept, and 'confidant repair' "
+            "finishes the rest.",
+            file=sys.stderr,
+        )
+        return 130
+    failed = [f for f in files if f.status == "failed"]
+    missing = list(finished.missing) if finished else []
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "damaged": [d.as_dict() for d in begun.damaged] if begun else [],
+                    "kept_in": str(begun.kept_in) if begun and begun.kept_in else None,
+                    "chats_reset": bool(begun and begun.chats_reset),
+                    "source": begun.source if begun else "",
+                    "files": [
+                        {
+                            "path": display(f.path),
+                            "status": f.status,
+                            "chunks": f.chunks,
+                            "error": f.error and display(f.error),
+                        }
+                        for f in files
+                    ],
+                    "missing": [display(p) for p in missing],
+                    "seconds": round(finished.seconds, 3) if finished else 0.0,
+                }
+            )
+        )
+    elif begun and not begun.damaged and not begun.paths:
+        print("The library is healthy: nothing to repair.", file=sys.stderr)
+    elif begun and not begun.paths:
+        print("The library itself needed no rebuilding.", file=sys.stderr)
+    else:
+        counts = finished.counts if finished else {}
+        summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "nothing to read"
+        print(f"Rebuilt: {summary} in {finished.seconds:.1f} s.", file=sys.stderr)
+        for f in failed:
+            print(f"  failed: {display(f.path)}: {display(f.error or '')}", file=sys.stderr)
+        for p in missing:
+            print(f"  not found (cannot be rebuilt): {display(p)}", file=sys.stderr)
+    return EXIT_FAILED if failed or missing else EXIT_OK
+
+
+def _say_repair_started(event, progress: _Progress) -> None:
+    for d in event.damaged:
+        progress.line(f"damaged: {d.sentence()}")
+    if event.kept_in:
+        progress.line(f"the damaged files are kept in {event.kept_in}")
+    if event.chats_reset:
+        progress.line(
+            "your chats could not be read: they are kept there too; new chats start empty"
+        )
+    if event.source:
+        progress.line(f"documents found in {event.source}: {len(event.paths)} to read again")
+    elif event.paths:
+        progress.line(f"finishing {len(event.paths)} file(s) an earlier run did not")
+    for p in event.missing:
+        progress.line(f"not found, cannot be rebuilt: {display(p)}")
 
 
 # --------------------------------------------------------------------------- helpers

@@ -116,8 +116,43 @@ def run_doctor(home: Path) -> int:
             f"({'present' if machine_settings_path().exists() else 'none'})",
         )
     )
+    health = library_health(home)
+    lines.extend(health)
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
         print(f"{key:<{width}}  {value}")
     ok = writable and llm is not None and llm.exists() and emb is not None and emb.exists()
-    return 0 if ok else 1
+    damaged = [key for key, value in health if value.startswith("DAMAGED")]
+    if "Library" in damaged:
+        from app.core.store_health import REPAIR_HINT
+
+        print(f"\n{REPAIR_HINT}")
+    elif damaged:
+        print(f"\n{CHATS_HINT}")
+    return 0 if ok and not damaged else 1
+
+
+CHATS_HINT = (
+    "The chats file is damaged: the next start of Confidant (or 'confidant repair') keeps it "
+    "aside and starts an empty one. Your library and settings are not affected."
+)
+
+
+def library_health(home: Path) -> list[tuple[str, str]]:
+    """The library's and the chats' state from their files (store_health.py): 'ok', or
+    'DAMAGED: what'. Chroma is not started, so a damaged store cannot crash the doctor."""
+    from app.core.store_health import check
+
+    try:
+        report = check(home)
+    except Exception as exc:  # the doctor reports; it never fails on what it examines
+        return [("Library", f"DAMAGED: it could not be checked ({type(exc).__name__}: {exc})")]
+    library = (
+        "ok"
+        if not report.library
+        else "DAMAGED: " + "; ".join(d.sentence() for d in report.library)
+    )
+    chats = (
+        "ok" if not report.chats else "DAMAGED: " + "; ".join(d.sentence() for d in report.chats)
+    )
+    return [("Library", library), ("Chats", chats)]

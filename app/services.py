@@ -7,7 +7,7 @@ tiny models, or pass their own engine factory.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from app.config import Settings, embedder_path, isolate_from_network, llm_path, load_settings
@@ -22,6 +22,7 @@ from app.core.library import Library
 from app.core.llm import LlamaEngine
 from app.core.llm_process import EngineProcess
 from app.core.retrieval import Retriever
+from app.core.store_health import HealthReport, check
 from app.paths import resources_dir
 
 
@@ -57,6 +58,36 @@ class Services:
             if self._library is None:
                 self._library = Library(self.home)
             return self._library
+
+    def health(self) -> HealthReport:
+        """What is damaged in the library and the chats, from their files (Chroma is not
+        started; see store_health.py). The window asks before it opens the library, and
+        offers repair() when the report is not ok."""
+        return check(self.home)
+
+    def repair(self, cancel) -> Iterator:
+        """Rebuild a damaged library from its documents' files, keeping chats and settings
+        (repair.py): yields RepairStarted, the ingest events, RepairFinished. The library and
+        the chats are closed first (their files may be moved aside) and open afresh after.
+        Cancelling keeps what was rebuilt; the rest stays queued for the next run."""
+        from app.core.repair import repair
+
+        with self._lock:
+            self._gate = None
+            if self._library is not None:
+                self._library.close()
+                self._library = None
+            if self._history is not None:
+                self._history.close()
+                self._history = None
+        report = self.health()
+
+        def run_ingest(paths, token):
+            ingestor = self.ingestor()
+            self.library.check_embedder(ingestor.embedder.model_id)
+            return ingestor.run(paths, token)
+
+        yield from repair(self.home, self.ingest_queue, run_ingest, cancel, report)
 
     @property
     def embedder(self) -> Embedder:

@@ -2,17 +2,27 @@
 
 Each message is written in its own transaction, so a crash never leaves half a message: an answer
 is stored when it is done (or stopped), together with its sources and figures.
+
+A chats file that is damaged (not a database any more, failing SQLite's check, or its tables
+gone) is moved into a `damaged-YYYYmmdd-HHMMSS/` folder beside it and a fresh one is started:
+the window must open rather than abort on it. `set_aside` then says where the old one went,
+for the window to tell the user.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from app.core.store_health import aside_folder, check_chats, set_aside
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = [
     """
@@ -51,12 +61,42 @@ class Message:
 class ChatHistory:
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.path = Path(path)
+        self.set_aside: Path | None = None  # where a damaged chats file was moved, if one was
+        self.damage: str | None = None  # what was wrong with it
+        damages = check_chats(self.path)
+        if damages:
+            self._set_aside(damages[0].problem)
+        try:
+            self._open()
+        except (sqlite3.DatabaseError, ValueError) as exc:  # damage the check did not see
+            self._db.close()
+            self._set_aside(str(exc))
+            self._open()
+
+    def _open(self) -> None:
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._migrate()
         if os.name == "posix":
-            os.chmod(path, 0o600)
+            os.chmod(self.path, 0o600)
+
+    def _set_aside(self, problem: str) -> None:
+        folder = aside_folder(self.path.parent)
+        set_aside([self.path], folder)
+        self.set_aside, self.damage = folder / self.path.name, problem
+        log.warning("the chats file was damaged (%s); kept in %s, started afresh", problem, folder)
+
+    def note(self) -> str | None:
+        """A sentence for the user when a damaged chats file was set aside, else None."""
+        if self.set_aside is None:
+            return None
+        return (
+            f"Your earlier chats could not be read ({self.damage}). The damaged file is kept "
+            f"in {self.set_aside.parent}; new chats start empty. Your library and settings "
+            "are not affected."
+        )
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -134,3 +174,25 @@ class ChatHistory:
     def set_state(self, key: str, value: str) -> None:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO ui_state VALUES (?, ?)", (key, value))
+
+    def search(self, text: str) -> list[Conversation]:
+        """Conversations whose title or any message contains every word of `text` (any case),
+        newest first. A plain scan: a person's chats are thousands of messages, not millions."""
+        words = [w.lower() for w in text.split()]
+        if not words:
+            return self.conversations()
+        like = " AND ".join(
+            "(lower(c.title) LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM messages m "
+            "WHERE m.conversation = c.id AND lower(m.text) LIKE ? ESCAPE '\\'))"
+            for _ in words
+        )
+        args: list[str] = []
+        for w in words:
+            pattern = "%" + w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            args += [pattern, pattern]
+        rows = self._db.execute(
+            f"SELECT c.id, c.title, c.updated FROM conversations c WHERE {like} "
+            "ORDER BY c.updated DESC, c.id DESC",
+            args,
+        ).fetchall()
+        return [Conversation(*r) for r in rows]
