@@ -294,7 +294,7 @@ def _reason(kind: str, value) -> str:
     if kind == "raised":
         return f'it refuses the conversation with a message of its own: "{detail}"'
     if kind == "too_big":
-        return f"it builds {detail}, more than a prompt may hold"
+        return f"it asks for {detail}, far beyond what a prompt needs"
     if kind == "memory":
         return f"it needs more than {MEMORY_LIMIT // 2**20} MB of memory"
     if kind == "slow":
@@ -396,7 +396,7 @@ def _check_size(n: int, what: str = "a text") -> None:
 
 def _check_number(value) -> None:
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > NUMBER_LIMIT:
-        raise _TooBig(f"a value from the number {value:,}")
+        raise _TooBig(f"a size or count of {value:,}")
 
 
 def _sized(value) -> bool:
@@ -424,7 +424,7 @@ def _printf_size(fmt: str, args) -> int:
     for m in _PRINTF.finditer(fmt):
         for part in m.groups():
             if part == "*":
-                raise _TooBig("a width taken from the data")
+                raise _TooBig("a field whose width comes from its data")
             if part:
                 size += int(part)
     return size + sum(len(str(v)) for v in values if _sized(v) or isinstance(v, int))
