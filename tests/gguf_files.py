@@ -96,7 +96,8 @@ def with_template(src: Path, dst: Path, template: str | bytes) -> Path:
 
 def bare(dst: Path, kvs: list[bytes]) -> Path:
     """A GGUF v3 header with these key/values and no tensors (enough for the header check)."""
-    dst.write_bytes(struct.pack("<4sIQQ", b"GGUF", 3, 0, len(kvs)) + b"".join(kvs))
+    header = struct.pack("<4sIQQ", b"GGUF", 3, 0, len(kvs)) + b"".join(kvs)
+    dst.write_bytes(header + b"\0" * (-len(header) % 32))  # the data section starts aligned
     return dst
 
 

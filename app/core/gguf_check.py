@@ -3,15 +3,24 @@
 llama.cpp aborts the whole process on some malformed files, so we read the header ourselves:
 magic, version, every key/value and tensor description, and check that the file is long enough to
 hold every tensor. Pure Python, no dependencies; reads a few MB at most.
+
+The file is someone else's: arrays nested without end, counts in the billions and names with
+terminal escapes are answered with "damaged or unsafe" and shown escaped, never followed.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.core.safe_text import printable
+
 MAGIC = b"GGUF"
+MAX_DEPTH = 4  # arrays of arrays: real files nest at most once
+KEEP_ITEMS = 4096  # arrays longer than this are skipped, not kept (token tables are not kept)
 # ggml type -> (block size in elements, bytes per block); the common ones. Unknown types are
 # checked by offset only.
 _TYPE_SIZE = {
@@ -80,7 +89,8 @@ class GGUFInfo:
 
     @property
     def name(self) -> str:
-        return str(self.metadata.get("general.name") or self.path.stem)
+        """The model's name from its metadata (or the file's), safe to print and show."""
+        return printable(self.metadata.get("general.name") or self.path.stem, 120)
 
     @property
     def layers(self) -> int:
@@ -113,37 +123,71 @@ class _Reader:
             raise ValueError("string too long")
         return self.read(n).decode("utf-8", errors="replace")
 
-    def value(self, vtype: int, keep: bool):
+    def value(self, vtype: int, keep: bool, depth: int = 0):
         if vtype in _SCALAR:
             return self.unpack(_SCALAR[vtype])
         if vtype == 8:
             return self.string()
         if vtype == 9:
+            if depth >= MAX_DEPTH:
+                raise _Unsafe(f"arrays nested more than {MAX_DEPTH} deep")
             itype, count = self.unpack("<I"), self.unpack("<Q")
             if count > 1 << 26:
                 raise ValueError("array too long")
+            keep = keep and count <= KEEP_ITEMS
             if itype in _SCALAR and not keep:  # skip big token tables quickly
                 self.read(struct.calcsize(_SCALAR[itype]) * count)
                 return None
-            items = [self.value(itype, keep) for _ in range(count)]
-            return items if keep else None
+            if not keep:
+                for _ in range(count):
+                    self.value(itype, False, depth + 1)
+                return None
+            return [self.value(itype, True, depth + 1) for _ in range(count)]
         raise ValueError(f"unknown value type {vtype}")
+
+
+class _Unsafe(ValueError):
+    """A structure no model file has, made to hurt the reader."""
+
+
+def _not_a_file(path: Path, mode: int) -> ModelFileError:
+    shown = printable(path, 300)
+    if stat.S_ISDIR(mode):
+        what = "a folder"
+    elif stat.S_ISFIFO(mode):
+        what = "a pipe (FIFO)"
+    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        what = "a device"
+    elif stat.S_ISSOCK(mode):
+        what = "a socket"
+    else:
+        what = "not a regular file"
+    return ModelFileError(f"'{shown}' is {what}, not a model file. Choose a .gguf file.")
 
 
 def inspect_gguf(path: str | Path) -> GGUFInfo:
     """Read and check the header; raise ModelFileError with a plain message if unusable."""
     path = Path(path).expanduser()
-    name = path.name
-    if not path.exists():
-        raise ModelFileError(
-            f"The model file '{path}' does not exist. Choose a .gguf file in "
-            "Settings (or pass --model PATH)."
-        )
-    if not path.is_file():
-        raise ModelFileError(f"'{path}' is a folder, not a model file. Choose a .gguf file.")
-    size = path.stat().st_size
+    name = printable(path.name, 120)
     try:
-        with open(path, "rb") as fh:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise ModelFileError(
+            f"The model file '{printable(path, 300)}' does not exist. Choose a .gguf file in "
+            "Settings (or pass --model PATH)."
+        ) from None
+    except OSError as exc:
+        raise ModelFileError(f"'{name}' cannot be read ({exc.strerror or exc}).") from exc
+    if not stat.S_ISREG(mode):
+        raise _not_a_file(path, mode)
+    try:
+        # Non-blocking: a file swapped for a pipe since the check must not hang the open.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        with open(fd, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise _not_a_file(path, st.st_mode)
+            size = st.st_size
             r = _Reader(fh, size)
             if size < 24 or r.read(4) != MAGIC:
                 raise ModelFileError(
@@ -182,6 +226,11 @@ def inspect_gguf(path: str | Path) -> GGUFInfo:
             data_start = -(-fh.tell() // alignment) * alignment
     except ModelFileError:
         raise
+    except (_Unsafe, RecursionError, MemoryError, OverflowError) as exc:
+        raise ModelFileError(
+            f"'{name}' is damaged or unsafe ({exc or type(exc).__name__}): no model file is "
+            "made like this. Do not use it; download the model again from a source you trust."
+        ) from exc
     except (EOFError, ValueError, struct.error, UnicodeDecodeError) as exc:
         raise ModelFileError(
             f"'{name}' is damaged or incomplete ({exc or 'header cut short'}). Download it again."
