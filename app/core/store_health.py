@@ -453,7 +453,9 @@ def explain(exc: BaseException, home: Path) -> Exception | None:
     for e in _chain(exc):
         if isinstance(e, LibraryDamaged | DiskFull):
             return e
-    if is_disk_full(exc):
+    if is_disk_full(exc) or _nearly_full(Path(home)):
+        # Chroma's own words for a full disk vary ("Failed to apply logs to the metadata
+        # segment"): an error on a disk with no room left is taken for what it most likely is.
         return DiskFull(Path(home))
     for e in _chain(exc):
         text = f"{type(e).__name__}: {e}".lower()
@@ -484,6 +486,13 @@ def ensure_room(home: Path) -> None:
     if free >= DISK_RESERVE + 2 * _pickle_bytes(home / VECTOR_DIR):
         return
     raise DiskFull(home)
+
+
+def _nearly_full(home: Path) -> bool:
+    try:
+        return shutil.disk_usage(home).free < max(DISK_RESERVE, 1 << 20)
+    except OSError:
+        return False
 
 
 def _pickle_bytes(store: Path) -> int:
