@@ -48,6 +48,12 @@ from app.core.paths import display
 # What one file may cost the worker. Reading the R manuals and the office set it stays within a
 # fifth of this; the rest of the app (embedder, Chroma's process) fits beside it under 2 GiB.
 WORKER_RSS_LIMIT = 512 * 2**20
+# Text out of a file is rarely more than its size on disk (PDF text is a small part of its
+# content streams, themselves compressed 3-5x): past its first million characters, a file that
+# gives this many times its size in text was built to expand, and would keep the embedder busy
+# for hours; it fails instead.
+TEXT_RATIO = 100
+TEXT_FLOOR = 1_000_000
 CALL_SECONDS = 60.0  # one batch of pages (16) that takes longer is a parser gone astray
 WATCH_INTERVAL_S = 0.05
 
@@ -118,6 +124,8 @@ class _Failed:
 
 
 _open_doc: _ReadAhead | None = None
+_open_path = ""
+_text_budget = 0  # characters the open document may still give (TEXT_RATIO)
 _chunker: Chunker | None = None  # set once per worker (its tokenizer is ~0.5 MB of JSON)
 _chunking = False  # whether the open document is returned as chunks
 
@@ -145,20 +153,28 @@ def _exit_with_parent(parent: int) -> None:  # pragma: no cover - runs in the wo
 
 
 def _open(path: str, chunking: bool = False) -> None:
-    global _open_doc, _chunking
+    global _open_doc, _chunking, _open_path, _text_budget
     if _open_doc is not None:  # the last document was abandoned midway
         _open_doc.stop()
+    try:
+        size = os.stat(path).st_size
+    except OSError:
+        size = 0  # read_pages says what is wrong with it
+    _open_path, _text_budget = path, max(TEXT_FLOOR, TEXT_RATIO * size)
     _open_doc, _chunking = _ReadAhead(read_pages(path)), chunking
 
 
 def _next(n: int) -> tuple[list[Page] | list[Chunk], int, bool]:
     """Up to n pages of the open document (or their chunks, given a chunker), how many pages
     that was, and whether the document is finished."""
-    global _open_doc
+    global _open_doc, _text_budget
     if _open_doc is None:
         return [], 0, True
     try:
         pages, done = _open_doc.take(n)
+        _text_budget -= sum(len(page.text) for page in pages)
+        if _text_budget < 0:
+            raise _too_much_text(_open_path)
         out = list(_chunker.chunks(pages)) if _chunking and _chunker is not None else pages
     except BaseException:
         _open_doc.stop(wait=False)  # chunking failed: the reader thread must not wait forever
@@ -167,6 +183,14 @@ def _next(n: int) -> tuple[list[Page] | list[Chunk], int, bool]:
     if done:
         _open_doc = None
     return out, len(pages), done
+
+
+def _too_much_text(path: str) -> CorruptDocument:
+    return CorruptDocument(
+        f"'{display(os.path.basename(path))}' could not be read: it expands to far more text "
+        f"than its size on disk holds (over {TEXT_RATIO} times), so it may be built to fill "
+        "memory and time. If it is a real document, split it into smaller files, and add those."
+    )
 
 
 def chunk_batches(
@@ -390,21 +414,23 @@ def _stopped(path, reason: str | None, watchdog: _Watchdog) -> CorruptDocument:
     name = f"'{display(os.path.basename(path))}'"
     pdf = os.fspath(path).lower().endswith(".pdf")
     fix = (
-        "Open it in a PDF reader, save or print it to a new PDF, and add that copy instead."
+        "Open it in a PDF reader, print it to a new PDF or split it into smaller files, and "
+        "add those instead."
         if pdf
-        else "Open it in its own program, save it again (or split it), and add that copy."
+        else "Open it in its own program, save it again or split it into smaller files, and "
+        "add those instead."
     )
     if reason == "memory":
         return CorruptDocument(
             f"{name} could not be read: reading it needed more than "
-            f"{watchdog.rss_limit // 2**20} MB of memory, far more than its size on disk (some "
-            "of its content expands enormously when unpacked, or it is built to fill memory). "
-            f"If it is a real document, split it into smaller files. {fix}"
+            f"{watchdog.rss_limit // 2**20} MB of memory, far more than a file of its size "
+            f"should (part of it expands enormously when unpacked, or it was built to fill "
+            f"memory). {fix}"
         )
     if reason == "time":
         return CorruptDocument(
             f"{name} could not be read: a part of it took longer than "
-            f"{watchdog.call_seconds:.0f} s to read, so reading was stopped (its content is far "
+            f"{watchdog.call_seconds:g} s to read, so reading was stopped (its content is far "
             f"too complex, or damaged). {fix}"
         )
     reader = "PDF reader" if pdf else "document reader"

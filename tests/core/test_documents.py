@@ -282,6 +282,133 @@ def test_excel_file_is_unsupported(tmp_path: Path) -> None:
         sniff(path)
 
 
+def _rewrite(path: Path, rename: dict[str, str] | None = None, extra=(), body: str | None = None):
+    """Rewrite a .docx made by python-docx: move parts (relationships and content types follow),
+    add parts, or put `body` (WordprocessingML) in the main part's body."""
+    import re
+    import zipfile
+
+    rename = rename or {}
+    with zipfile.ZipFile(path) as zf:
+        parts = {info.filename: zf.read(info) for info in zf.infolist()}
+    out = {}
+    for name, data in parts.items():
+        for old, new in rename.items():
+            data = data.replace(f"/{old}".encode(), f"/{new}".encode())
+            data = data.replace(f'Target="{old}"'.encode(), f'Target="{new}"'.encode())
+        if name == "word/document.xml" and body is not None:
+            new_body = f"<w:body>{body}</w:body>".encode()
+            data = re.sub(rb"<w:body>.*</w:body>", new_body, data, count=1, flags=re.S)
+        for old, new in rename.items():
+            old_rels = f"{old.rsplit('/', 1)[0]}/_rels/{old.rsplit('/', 1)[1]}.rels"
+            new_rels = f"{new.rsplit('/', 1)[0]}/_rels/{new.rsplit('/', 1)[1]}.rels"
+            name = {old: new, old_rels: new_rels}.get(name, name)
+        out[name] = data
+    out.update(extra)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in out.items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_docx_main_part_is_the_one_its_relationships_name(tmp_path: Path) -> None:
+    path = make_docx(tmp_path / "moved.docx", [(1, "Terms"), "Rent is due on the first."])
+    decoy = b'<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+    decoy += b"<w:body><w:p><w:r><w:t>A decoy.</w:t></w:r></w:p></w:body></w:document>"
+    _rewrite(path, {"word/document.xml": "word/main.xml"}, {"word/document.xml": decoy})
+    assert sniff(path) == "docx"
+    (page,) = read_pages(path)
+    assert page.text == "Terms\nRent is due on the first." and "decoy" not in page.text
+    assert [h.path for h in page.headings] == [("Terms",)]  # its styles were found through it
+
+
+def test_docx_hidden_text_is_left_out(tmp_path: Path) -> None:
+    import docx
+    from docx.enum.style import WD_STYLE_TYPE
+
+    path = tmp_path / "hidden.docx"
+    document = docx.Document()
+    secret = document.styles.add_style("Secret", WD_STYLE_TYPE.CHARACTER)
+    secret.font.hidden = True
+    quiet = document.styles.add_style("Quiet", WD_STYLE_TYPE.PARAGRAPH)
+    quiet.font.hidden = True
+    p = document.add_paragraph("Visible start. ")
+    p.add_run("Hidden directly. ").font.hidden = True
+    p.add_run("Hidden by style. ").style = secret
+    p.add_run("Visible end.")
+    document.add_paragraph("A whole paragraph hidden by its style.", style=quiet)
+    shown = document.add_paragraph("", style=quiet)
+    shown.add_run("Shown again: vanish turned off.").font.hidden = False
+    cell = document.add_table(rows=1, cols=1).cell(0, 0).paragraphs[0]
+    cell.add_run("Cell visible.")
+    cell.add_run(" Cell hidden.").font.hidden = True
+    document.save(str(path))
+    (page,) = read_pages(path)
+    assert (
+        page.text == "Visible start. Visible end.\nShown again: vanish turned off.\nCell visible."
+    )
+    assert "idden" not in page.text
+
+
+def test_docx_text_is_what_word_shows(tmp_path: Path) -> None:
+    """Tracked insertions, hyperlinks and content controls are text; deletions, field codes and
+    the fallback copy of alternate content are not."""
+    path = make_docx(tmp_path / "tracked.docx", ["placeholder"])
+    body = (
+        "<w:p><w:r><w:t xml:space='preserve'>Rent </w:t></w:r>"
+        "<w:del w:id='1' w:author='A'><w:r><w:delText>1100</w:delText></w:r></w:del>"
+        "<w:ins w:id='2' w:author='A'><w:r><w:t>1200</w:t></w:r></w:ins>"
+        "<w:r><w:t xml:space='preserve'> a month, see </w:t></w:r>"
+        "<w:hyperlink r:id='rId9' xmlns:r='urn:r'><w:r><w:t>the lease</w:t></w:r></w:hyperlink>"
+        "<w:r><w:fldChar w:fldCharType='begin'/></w:r>"
+        "<w:r><w:instrText> PAGE </w:instrText></w:r>"
+        "<w:r><w:fldChar w:fldCharType='end'/></w:r>"
+        "<w:sdt><w:sdtContent><w:r><w:t>.</w:t></w:r></w:sdtContent></w:sdt></w:p>"
+        "<mc:AlternateContent xmlns:mc='http://schemas.openxmlformats.org/markup-compatibility/2006'>"
+        "<mc:Choice Requires='w14'><w:p><w:r><w:t>Chosen.</w:t></w:r></w:p></mc:Choice>"
+        "<mc:Fallback><w:p><w:r><w:t>Fallback.</w:t></w:r></w:p></mc:Fallback>"
+        "</mc:AlternateContent>"
+    )
+    _rewrite(path, body=body)
+    (page,) = read_pages(path)
+    assert page.text == "Rent 1200 a month, see the lease.\nChosen."
+
+
+def test_docx_bombs_fail_before_they_are_unpacked(tmp_path: Path, monkeypatch) -> None:
+    from app.core.documents import docx as docx_module
+
+    path = make_docx(tmp_path / "long.docx", ["All work and no play. " * 40] * 400)
+    assert len(text_of(list(read_pages(path)))) > 300_000
+    monkeypatch.setattr(docx_module, "MAX_XML_BYTES", 64 * 1024)
+    with pytest.raises(CorruptDocument, match="expands to more than 0 MB") as info:
+        list(read_pages(path))
+    assert_plain_message(info.value, "long.docx")
+    monkeypatch.setattr(docx_module, "MAX_XML_BYTES", 128 * 2**20)
+    monkeypatch.setattr(docx_module, "TEXT_FLOOR", 100_000)
+    monkeypatch.setattr(docx_module, "MAX_TEXT_RATIO", 10)  # its text packs ~100x: a bomb now
+    with pytest.raises(CorruptDocument, match="far more than its size on disk") as info:
+        list(read_pages(path))
+    assert_plain_message(info.value, "long.docx")
+
+
+def test_a_long_docx_comes_in_parts_with_its_sections(tmp_path: Path, monkeypatch) -> None:
+    from app.core.documents import docx as docx_module
+
+    monkeypatch.setattr(docx_module, "PART_CHARS", 2000)
+    items: list = []
+    for chapter in range(3):
+        items.append((1, f"Chapter {chapter}"))
+        items += [f"Paragraph {chapter}.{i} " + "words " * 60 for i in range(10)]
+    pages = list(read_pages(make_docx(tmp_path / "book.docx", items)))
+    assert len(pages) > 3 and all(p.number is None for p in pages)
+    assert all(len(p.text) <= 2000 + 400 for p in pages)
+    assert "\n".join(p.text for p in pages) == "\n".join(
+        t if isinstance(t, str) else t[1] for t in items
+    )
+    headings = [(p.text[h.offset :].split("\n")[0], h.path) for p in pages for h in p.headings]
+    assert headings == [(f"Chapter {c}", (f"Chapter {c}",)) for c in range(3)]
+
+
 # --- HTML -----------------------------------------------------------------------------------
 
 PAGE = """<!DOCTYPE html>

@@ -177,7 +177,8 @@ def _sniff(path: str | os.PathLike[str]) -> str:
 # Readers whose output changed since libraries were first made: their revision is part of a
 # document's version (ingest.version_of), so files read by the old reader are read again when
 # they are next added or re-indexed, while every other file stays as it is.
-READER_REVISIONS = {"html": "html-2", "markdown": "markdown-1"}
+# docx-1: read as a stream without python-docx, hidden text (w:vanish) left out.
+READER_REVISIONS = {"html": "html-2", "markdown": "markdown-1", "docx": "docx-1"}
 
 
 def reader_revision(path: str | os.PathLike[str], kind: str) -> str:

@@ -36,7 +36,13 @@ _MB = 1024 * 1024
 # The unpacked main part. Long reports and books are a few tens of MB of XML; more is a file
 # built to expand (a ZIP bomb), which must fail before it is unpacked.
 MAX_XML_BYTES = 128 * _MB
-MAX_TEXT_CHARS = 64 * _MB  # the text read out of it; beyond, it fails instead of growing
+MAX_TEXT_CHARS = 64_000_000  # the text read out of it; beyond, it fails instead of growing
+# Text compresses 3-5x (XML around it a little more): past its first TEXT_FLOOR characters, a
+# document whose text is this many times the size of its packed main part was built to expand,
+# and would keep the embedder busy for hours; it fails instead (the ingester reads 16 parts
+# before it chunks any, so before any of it is embedded).
+MAX_TEXT_RATIO = 100
+TEXT_FLOOR = 1_000_000
 MAX_STYLES_BYTES = 16 * _MB  # styles.xml; a larger one is ignored (headings and hidden styles)
 MAX_SMALL_PART_BYTES = 4 * _MB  # [Content_Types].xml and the relationship parts
 PART_CHARS = 1_000_000  # a document with more text comes as several Pages of about this size
@@ -58,6 +64,7 @@ _MAIN_TYPES = frozenset(
     )
 )
 
+_DOCUMENT = f"{_W}document"
 _P, _R, _TBL, _TR, _TC = (f"{_W}{t}" for t in ("p", "r", "tbl", "tr", "tc"))
 _PPR, _RPR, _PSTYLE, _RSTYLE = (f"{_W}{t}" for t in ("pPr", "rPr", "pStyle", "rStyle"))
 _VANISH = frozenset({f"{_W}vanish", f"{_W}specVanish"})
@@ -166,7 +173,7 @@ def _feed(package: _Package, info: zipfile.ZipInfo, target, limit: int):
         while block := part.read(_BLOCK):
             read += len(block)
             if read > limit:  # zipfile stops at the directory's size; this is a second check
-                raise _too_large(package.path, "text part", limit)
+                raise _too_large(package.path, "styles part", limit)
             parser.feed(block)
     return parser.close()
 
@@ -277,8 +284,10 @@ class _BodyTarget:
     collected in `blocks` as each paragraph or table row ends (the caller empties it). Nothing
     of the XML is kept: only the stack of open tags and the text of the open paragraph."""
 
-    def __init__(self, styles: _Styles, path) -> None:
+    def __init__(self, styles: _Styles, path, packed: int) -> None:
         self.styles, self.path = styles, path
+        # the most text it may hold: whichever of the two limits is lower
+        self.max_chars = min(MAX_TEXT_CHARS, max(TEXT_FLOOR, MAX_TEXT_RATIO * packed))
         self.blocks: list[tuple[str, int | None]] = []
         self.chars = 0  # text read so far
         self._stack: list[str] = []
@@ -294,6 +303,8 @@ class _BodyTarget:
 
     def start(self, tag, attrib) -> None:
         stack = self._stack
+        if not stack and tag != _DOCUMENT:  # python-docx, and Word, want nothing else
+            raise _not_word(self.path)
         parent = stack[-1] if stack else ""
         stack.append(tag)
         if self._skip:
@@ -391,12 +402,12 @@ class _BodyTarget:
             return
         self._para.append(text)
         self.chars += len(text)
-        if self.chars > MAX_TEXT_CHARS:
+        if self.chars > self.max_chars:
             raise CorruptDocument(
-                f"{quoted(self.path)} could not be read: it holds more than "
-                f"{MAX_TEXT_CHARS // _MB} million characters of text, far more than any "
-                "letter or report. Split it into smaller files, or save it as plain text, "
-                "and add those."
+                f"{quoted(self.path)} could not be read: it expands to more than "
+                f"{self.max_chars:,} characters of text, far more than its "
+                "size on disk holds (it may be built to fill memory and time). If it is a real "
+                "document, split it into smaller files or save it as PDF, and add those."
             )
 
     def _hidden(self) -> bool:
@@ -459,20 +470,20 @@ def _main_part(package: _Package, path) -> zipfile.ZipInfo:
     if info is None or package.content_type(name) not in _MAIN_TYPES:
         raise _not_word(path)
     if info.file_size > MAX_XML_BYTES:
-        raise _too_large(path, "text", MAX_XML_BYTES)
+        raise _too_large(path, "document part", MAX_XML_BYTES)
     return info
 
 
 def _blocks(package: _Package, main: zipfile.ZipInfo, path) -> Iterator[list]:
     """The main part's blocks, a list at a time as the XML is fed in."""
-    target = _BodyTarget(_read_styles(package, main.filename), path)
+    target = _BodyTarget(_read_styles(package, main.filename), path, main.compress_size)
     parser = _parser(target)
     read = 0
     with package.zf.open(main) as part:
         while block := part.read(_BLOCK):
             read += len(block)
             if read > MAX_XML_BYTES:  # zipfile stops at the directory's size; a second check
-                raise _too_large(path, "text", MAX_XML_BYTES)
+                raise _too_large(path, "document part", MAX_XML_BYTES)
             parser.feed(block)
             yield target.blocks
             target.blocks = []
