@@ -178,10 +178,13 @@ def _library_ids(db_path: Path, damages: list[Damage]) -> tuple[set[str], bool]:
         if missing:
             damages.append(Damage(store, db_path, f"its table(s) {', '.join(missing)} are missing"))
             return set(), False
+        # A removal cut short ('removing') may have deleted its vectors already: recover()
+        # finishes it, so its passages need none.
         ids = {
             r[0]
             for r in db.execute(
-                "SELECT c.id FROM chunks c JOIN documents d ON c.doc_id=d.id AND c.version=d.hash"
+                "SELECT c.id FROM chunks c JOIN documents d ON c.doc_id=d.id AND c.version=d.hash "
+                "WHERE d.status != 'removing'"
             )
         }
         return ids, True
