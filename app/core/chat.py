@@ -17,6 +17,7 @@ from app.core.citecheck import check_citations
 from app.core.events import (
     AnswerDone,
     AnswerFailed,
+    AnswerStage,
     ChatEvent,
     CitationCheck,
     GenerationStats,
@@ -56,6 +57,7 @@ class ChatSession:
         if not question:
             yield AnswerFailed("Type a question first.")
             return
+        yield AnswerStage("searching")
         try:
             found = self.retriever.search(question, k=max(1, self.settings.sources) * 2)
             verdict = self.retriever.judge(question, found)
@@ -78,6 +80,8 @@ class ChatSession:
                 return
         try:
             engine = self._engine()
+            if not getattr(engine, "loaded", True):
+                yield AnswerStage("loading")
             report = engine.load()
         except ModelFileError as exc:
             yield AnswerFailed(str(exc))
@@ -105,10 +109,13 @@ class ChatSession:
             *history_msgs,
             {"role": "user", "content": user_message(question, sources, engine.neutralize)},
         ]
-        prompt = engine.render(messages)
         pieces: list[str] = []
         first_token_at = None
         try:
+            # Inside the try: Stop ends a slow chat template (it runs bounded, in a process
+            # of its own: app/core/chat_template.py) as it ends the prompt's evaluation.
+            prompt = engine.render(messages, cancel)
+            yield AnswerStage("reading", passages=len(sources))
             for item in engine.generate(
                 prompt, cancel, self.settings.max_answer_tokens, self.settings.temperature
             ):

@@ -21,6 +21,7 @@ class IngestStarted:
 
     total: int
     interrupted: tuple[str, ...] = ()
+    bytes: int = 0  # the files' sizes summed: the work ahead, for an estimate of time left
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class FileStarted:
     path: str
     index: int  # 0-based position among the files of this run
     total: int
+    size: int = 0  # bytes
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class FileProgress:
     stage: Stage
     pages: int  # pages read so far
     chunks: int  # chunks embedded so far
+    page_total: int = 0  # the document's pages, 0 while not known
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,16 @@ class CitationCheck:
 
 
 @dataclass(frozen=True)
+class AnswerStage:
+    """What the answer is waiting for, before its first word: "searching" the library,
+    "loading" the model, "reading" `passages` passages (the model's prompt: on a busy CPU that
+    can take most of a minute)."""
+
+    stage: Literal["searching", "loading", "reading"]
+    passages: int = 0
+
+
+@dataclass(frozen=True)
 class TextPiece:
     text: str
 
@@ -144,4 +157,4 @@ class AnswerFailed:
     message: str
 
 
-ChatEvent = SourcesFound | TextPiece | AnswerDone | AnswerFailed
+ChatEvent = AnswerStage | SourcesFound | TextPiece | AnswerDone | AnswerFailed

@@ -164,15 +164,16 @@ def _open(path: str, chunking: bool = False) -> None:
     _open_doc, _chunking = _ReadAhead(read_pages(path)), chunking
 
 
-def _next(n: int) -> tuple[list[Page] | list[Chunk], int, bool]:
+def _next(n: int) -> tuple[list[Page] | list[Chunk], int, bool, int]:
     """Up to n pages of the open document (or their chunks, given a chunker), how many pages
-    that was, and whether the document is finished."""
+    that was, whether the document is finished, and its page count (0: not known)."""
     global _open_doc, _text_budget
     if _open_doc is None:
-        return [], 0, True
+        return [], 0, True, 0
     try:
         pages, done = _open_doc.take(n)
         _text_budget -= sum(len(page.text) for page in pages)
+        of = max((page.of for page in pages), default=0)
         if _text_budget < 0:
             raise _too_much_text(_open_path)
         out = list(_chunker.chunks(pages)) if _chunking and _chunker is not None else pages
@@ -182,7 +183,7 @@ def _next(n: int) -> tuple[list[Page] | list[Chunk], int, bool]:
         raise
     if done:
         _open_doc = None
-    return out, len(pages), done
+    return out, len(pages), done, of
 
 
 def _too_much_text(path: str) -> CorruptDocument:
@@ -310,6 +311,7 @@ class PageReader:
         self.use_process = use_process
         self._executor: ProcessPoolExecutor | None = None
         self._watchdog = _Watchdog(rss_limit, call_seconds)
+        self.page_total = 0  # pages of the document being streamed, once the worker knows
 
     @property
     def worker_peak_rss(self) -> int:
@@ -359,6 +361,7 @@ class PageReader:
             self._discard()  # killed after its last file ended: this file gets a fresh one
         pool = self._pool()
         assert pool is not None
+        self.page_total = 0
         self._watchdog.begin()
         finished = False
         try:
@@ -366,7 +369,8 @@ class PageReader:
             pending.result()
             pending = self._submit(pool, _next, self.batch)
             while True:
-                got, n, done = pending.result()
+                got, n, done, of = pending.result()
+                self.page_total = of or self.page_total
                 if not done:  # let the worker read the next pages while these are embedded
                     pending = self._submit(pool, _next, self.batch)
                 else:

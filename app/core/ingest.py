@@ -100,6 +100,7 @@ class _Chunks:
     i: int
     chunks: list[Chunk]
     pages: int
+    page_total: int = 0  # the document's pages, when its reader knows them (PDF)
 
 
 @dataclass
@@ -145,6 +146,7 @@ class _OpenFile:
     replacing: bool
     next_idx: int = 0
     pages: int = 0
+    page_total: int = 0
     buffered: int = 0
     ended: bool = False
 
@@ -159,7 +161,7 @@ class IngestOptions:
     # checked before each forward pass.
     embed_window: int = 256
     queue_size: int = 8  # windows of chunks read ahead of the embedder: bounds memory
-    extract_in_process: bool = True  # PDFs are parsed in a worker process (see extraction.py)
+    extract_in_process: bool = True  # PDF and Word files are parsed in a worker process
 
 
 @dataclass
@@ -230,7 +232,11 @@ class Ingestor:
         interrupted = self.library.recover()
         files, problems = expand(paths)
         run = _Run()
-        yield IngestStarted(total=len(files) + len(problems), interrupted=tuple(interrupted))
+        yield IngestStarted(
+            total=len(files) + len(problems),
+            interrupted=tuple(interrupted),
+            bytes=sum(_size(f) for f in files),
+        )
         for problem in problems:
             run.counts["failed"] += 1
             yield FileDone(problem.path, "failed", error=display(problem.message))
@@ -297,10 +303,10 @@ class Ingestor:
                     open_files[msg.i] = _OpenFile(msg.path, doc_id, msg.version, msg.replacing)
                     if msg.i not in started:
                         started.add(msg.i)
-                        yield FileStarted(msg.path, msg.i, len(files))
+                        yield FileStarted(msg.path, msg.i, len(files), msg.size)
                 elif isinstance(msg, _Chunks):
                     f = open_files[msg.i]
-                    f.pages = msg.pages
+                    f.pages, f.page_total = msg.pages, msg.page_total
                     f.buffered += len(msg.chunks)
                     pending.extend((msg.i, c) for c in msg.chunks)
                     while len(pending) >= self._window:
@@ -327,7 +333,7 @@ class Ingestor:
                         )
                     if msg.status != "unchanged" and msg.i not in started:
                         started.add(msg.i)
-                        yield FileStarted(msg.path, msg.i, len(files))
+                        yield FileStarted(msg.path, msg.i, len(files), msg.size)
                     run.counts[msg.status] += 1
                     yield FileDone(msg.path, msg.status, chunks=msg.chunks, error=msg.error)
                 # Small files: embed what is waiting when the reader has nothing more right now.
@@ -383,7 +389,7 @@ class Ingestor:
                 self.library.add_chunks(
                     f.doc_id, f.version, [r for _, r in rows], vectors[[row for row, _ in rows]]
                 )
-            yield FileProgress(f.path, "embedding", f.pages, f.next_idx)
+            yield FileProgress(f.path, "embedding", f.pages, f.next_idx, f.page_total)
 
     def _commit_ended(self, open_files: dict[int, _OpenFile], run: _Run) -> Iterator[IngestEvent]:
         for i in [i for i, f in open_files.items() if f.ended and f.buffered == 0]:
@@ -490,19 +496,20 @@ class Ingestor:
             return False
         pages = 0
         try:
-            if kind == "pdf":
+            if kind in ("pdf", "docx"):  # parsed under the worker's memory and time limits
                 source = self._page_reader.chunks(path)
             else:
                 source = chunk_batches(read_pages(path), self._chunker)
             batch: list[Chunk] = []
             for chunks, n in source:
                 pages += n
+                of = self._page_reader.page_total if kind in ("pdf", "docx") else 0
                 batch.extend(chunks)
                 while len(batch) >= self._window:
-                    if not put(_Chunks(i, batch[: self._window], pages)):
+                    if not put(_Chunks(i, batch[: self._window], pages, of)):
                         return False
                     batch = batch[self._window :]
-            if batch and not put(_Chunks(i, batch, pages)):
+            if batch and not put(_Chunks(i, batch, pages, of)):
                 return False
             if _identity(path.stat()) != _identity(st):  # raises OSError if it is gone
                 return _CHANGED

@@ -1,7 +1,8 @@
-"""The main window: wires the views to the lanes and to the chat history.
+"""The main window: the layout, the menus, drag and drop, settings and closing.
 
-Everything slow happens on a lane (lanes.py); this class only turns lane events into view calls
-and user gestures into lane jobs. It is built and shown before any model loads.
+Two controllers do the work behind the views: ChatController (conversations, answers) and
+LibraryController (adding, removing, re-indexing, progress). Everything slow happens on a lane
+(lanes.py). The window is built and shown before any model loads.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QFileDialog,
     QFrame,
     QInputDialog,
@@ -24,124 +26,63 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.chat import Turn
-from app.core.events import (
-    AnswerDone,
-    AnswerFailed,
-    FileDone,
-    FileProgress,
-    FileStarted,
-    IngestFinished,
-    IngestStarted,
-    SourcesFound,
-    TextPiece,
-)
+from app.gui.chat_controller import ChatController
 from app.gui.chat_view import ChatView
 from app.gui.conversations_view import ConversationsView
 from app.gui.drops import as_copy
-from app.gui.lanes import (
-    IngestBlocked,
-    IngestLane,
-    Job,
-    LibrarySnapshot,
-    ModelDropped,
-    ModelFailed,
-    ModelLane,
-    ModelLoading,
-    ModelReady,
-    Resuming,
-)
+from app.gui.ingest_progress import duration
+from app.gui.lanes import IngestLane, ModelLane
+from app.gui.library_controller import LibraryController
 from app.gui.library_view import LibraryView
 from app.gui.resources import icon
 
 log = logging.getLogger(__name__)
 
-DONE_STATUS = {"added": "ready", "replaced": "ready", "unchanged": "ready"}
 MODEL_KEYS = ("llm_path", "gpu_layers", "context_size")
 
 
-def source_dict(src) -> dict:
-    h = src.hit
-    return {
-        "n": src.n,
-        "path": h.path,
-        "page": h.page,
-        "text": h.text,
-        "start": h.start,
-        "end": h.end,
-        "score": h.score,
-    }
+class DropOverlay(QWidget):
+    """Shown over the window while files are dragged onto it: the window's own background,
+    nearly opaque, so its words never mix with the messages under it."""
 
-
-def check_dict(check) -> dict:
-    """A CitationCheck as JSON-friendly data (history stores it in the answer's stats)."""
-    return {
-        "start": check.start,
-        "end": check.end,
-        "cited": list(check.cited),
-        "unsupported": list(check.unsupported),
-        "support": {str(n): list(sentences) for n, sentences in check.support.items()},
-    }
-
-
-def with_support(sources: list[dict], checks: list[dict]) -> list[dict]:
-    """The sources, each given the sentences of its passage that the check found backing the
-    answer ("support"), for the viewer to highlight more strongly."""
-    out = []
-    for src in sources:
-        support: list[str] = []
-        for check in checks:
-            for sentence in check.get("support", {}).get(str(src.get("n")), ()):
-                if sentence not in support:
-                    support.append(sentence)
-        out.append({**src, "support": support} if support else dict(src))
-    return out
-
-
-def stats_dict(stats) -> dict:
-    return {
-        "model": stats.model,
-        "ttft_ms": stats.ttft_ms,
-        "tokens_per_s": stats.tokens_per_s,
-        "completion_tokens": stats.completion_tokens,
-        "gpu_layers": stats.gpu_layers,
-        "stop_reason": stats.stop_reason,
-    }
-
-
-# The re-index prompt estimates its time from the last ingestion on this machine that embedded
-# at least RATE_MIN_CHUNKS passages (a GPU is ~20x a 2-core CPU), else from a 2-core CPU's rate.
-RATE_KEY = "ingest/chunks_per_s"
-RATE_MIN_CHUNKS = 256
-GUESSED_RATE = 40.0
-
-
-def _float(text: str | None) -> float | None:
-    try:
-        value = float(text) if text else None
-    except ValueError:
-        return None
-    return value if value and value > 0 else None
-
-
-def duration(seconds: float, short: bool = False) -> str:
-    if seconds < 60:
-        return "under a minute" if short else "less than a minute"
-    minutes = round(seconds / 60)
-    if short:
-        return f"about {minutes} min"
-    return f"about {minutes} minute{'s' if minutes != 1 else ''}"
-
-
-class DropOverlay(QLabel):
-    """Shown over the window while files are dragged onto it."""
+    TEXT = "Drop to add to your library"
+    HINT = "The files stay where they are: Confidant reads them and keeps a search index."
 
     def __init__(self, parent: QWidget) -> None:
-        super().__init__("Drop to add to your library", parent)
+        super().__init__(parent)
         self.setObjectName("dropOverlay")
-        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.hide()
+
+    def paintEvent(self, event) -> None:
+        from PySide6.QtGui import QColor, QPainter, QPalette, QPen
+
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        pal = self.palette()
+        base = QColor(pal.color(QPalette.ColorRole.Base))
+        base.setAlpha(240)
+        p.fillRect(self.rect(), base)
+        accent = pal.color(QPalette.ColorRole.Highlight)
+        p.setPen(QPen(accent, 3, Qt.PenStyle.DashLine))
+        p.drawRoundedRect(self.rect().adjusted(12, 12, -12, -12), 16, 16)
+        font = p.font()
+        font.setPointSizeF(font.pointSizeF() * 1.8)
+        font.setBold(True)
+        p.setFont(font)
+        p.setPen(pal.color(QPalette.ColorRole.Text))
+        top = self.rect().adjusted(40, 0, -40, -self.height() // 2 + 10)
+        p.drawText(top, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, self.TEXT)
+        font.setPointSizeF(font.pointSizeF() / 1.8)
+        font.setBold(False)
+        p.setFont(font)
+        p.setPen(pal.color(QPalette.ColorRole.PlaceholderText))
+        below = self.rect().adjusted(40, self.height() // 2 + 22, -40, 0)
+        p.drawText(
+            below,
+            Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap,
+            self.HINT,
+        )
 
 
 class MainWindow(QMainWindow):
@@ -153,27 +94,29 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Confidant")
         self.setWindowIcon(icon("app"))
         self.setAcceptDrops(True)
-        self.conversation: int | None = None
-        self.ask_job: Job | None = None
         self.model_status = "Model loads with the first question"
         self._closing = False
         self.lanes_stopped = False
-        self._new_ingest_progress()
-        self.documents_ready = 0
         self.viewer = None
 
         self.model_lane = ModelLane(services, self)
         self.ingest_lane = IngestLane(services, self)
-        self.model_lane.event.connect(self._model_event)
-        self.model_lane.failed.connect(self._model_failed)
-        self.model_lane.finished.connect(self._model_finished)
-        self.ingest_lane.event.connect(self._ingest_event)
-        self.ingest_lane.failed.connect(self._ingest_failed)
-        self.ingest_lane.finished.connect(self._ingest_finished)
-
         self._build()
+        self.chats = ChatController(services, self.model_lane, self.chat, self.conversations, self)
+        self.chats.model_status.connect(self._set_model_status)
+        self.chats.busy_changed.connect(self._update_actions)
+        self.documents = LibraryController(services, self.ingest_lane, self.library, self)
+        self.documents.snapshot_changed.connect(self._show_snapshot)
+        self.documents.message.connect(self.statusBar().showMessage)
+        self.documents.failed.connect(self._show_failure)
+        self.documents.reindex_offered.connect(self._offer_reindex)
         self._build_actions()
         self._restore()
+
+    @property
+    def conversation(self) -> int | None:
+        """The conversation on screen (None: a new one, not stored until its first question)."""
+        return self.chats.conversation
 
     # ================================================================== layout
     def _build(self) -> None:
@@ -186,7 +129,6 @@ class MainWindow(QMainWindow):
         self.library.add_files.connect(self.choose_files)
         self.library.add_folder.connect(self.choose_folder)
         self.library.remove_requested.connect(self.remove_documents)
-        self.library.cancel_requested.connect(self.cancel_ingest)
 
         sidebar = QFrame()
         sidebar.setObjectName("sidebar")
@@ -229,12 +171,48 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.library_label)
         bar.addPermanentWidget(self.model_label)
         self.resize(1180, 780)
-        self.setTabOrder(self.chat.input, self.chat.send_button)
-        self.setTabOrder(self.chat.send_button, self.conversations.new_button)
-        self.setTabOrder(self.conversations.new_button, self.conversations.list)
-        self.setTabOrder(self.conversations.list, self.library.list)
-        self.setTabOrder(self.library.list, self.library.files_button)
-        self.setTabOrder(self.library.files_button, self.library.folder_button)
+
+    def tab_chain(self) -> list[QWidget]:
+        """The order Tab walks the window, as people read it: the question box, Send, New chat,
+        the chats' search and list, the library and its buttons, then the messages top to
+        bottom (so Shift+Tab from the question box goes up through the last answer's buttons
+        and sources). Built on each press: messages and their buttons come and go."""
+        return [
+            self.chat.input,
+            self.chat.send_button,
+            self.conversations.new_button,
+            self.conversations.search,
+            self.conversations.list,
+            self.library.failure_show,
+            self.library.failure_dismiss,
+            self.library.list,
+            self.library.reason,
+            self.library.cancel_button,
+            self.library.files_button,
+            self.library.folder_button,
+            self.library.remove_button,
+            *self.chat.focus_chain(),
+        ]
+
+    def focusNextPrevChild(self, next: bool) -> bool:
+        # Widgets hand Tab up to their window; Qt's own chain (creation order, bent by
+        # compound widgets such as the question box) put every message before the sidebar.
+        chain = [
+            w
+            for w in self.tab_chain()
+            if w.isVisible() and w.isEnabled() and w.focusPolicy() & Qt.FocusPolicy.TabFocus
+        ]
+        focus = QApplication.focusWidget()
+        at = None
+        while focus is not None and at is None:
+            at = chain.index(focus) if focus in chain else None
+            focus = focus.parentWidget() if at is None else focus
+        if at is None or not chain:
+            return super().focusNextPrevChild(next)
+        next_index = (at + (1 if next else -1)) % len(chain)
+        reason = Qt.FocusReason.TabFocusReason if next else Qt.FocusReason.BacktabFocusReason
+        chain[next_index].setFocus(reason)
+        return True
 
     def _build_actions(self) -> None:
         def act(text, slot, shortcut=None, icon_name=None, context=None):
@@ -287,13 +265,15 @@ class MainWindow(QMainWindow):
         menu = self.menuBar().addMenu("&Library")
         for a in (self.files_action, self.folder_action, self.library.remove_action):
             menu.addAction(a)
+        self.about_action = act("&About Confidant", self.open_about)
+        self.about_action.setMenuRole(QAction.MenuRole.AboutRole)
+        self.menuBar().addMenu("&Help").addAction(self.about_action)
         self.addAction(self.conversations.rename_action)
         self._update_actions()
 
     def _update_actions(self) -> None:
-        busy = self.ask_job is not None
-        self.stop_action.setEnabled(busy)
-        self.regen_action.setEnabled(not busy and any(b.role != "user" for b in self.chat.bubbles))
+        self.stop_action.setEnabled(self.chats.busy)
+        self.regen_action.setEnabled(self.chats.can_regenerate())
 
     # ================================================================== state
     def _restore(self) -> None:
@@ -308,7 +288,7 @@ class MainWindow(QMainWindow):
         last = history.get_state("last_conversation")
         ids = {c.id for c in history.conversations()}
         self.open_conversation(int(last) if last and last.isdigit() and int(last) in ids else None)
-        self._apply_snapshot(self.ingest_lane.snapshot())  # a quick SQLite read
+        self.documents.refresh()  # the documents come back as a snapshot from the lane
 
     def _save_state(self) -> None:
         history = self.services.history
@@ -324,58 +304,23 @@ class MainWindow(QMainWindow):
         self._set_model_status("Loading model…")
         self.model_lane.preload()
         self.ingest_lane.warm_up()
-        self._new_ingest_progress()
-        # What the resume job will pick up once the embedder has loaded (the requests still on
-        # disk, the documents left half-done) says so meanwhile, instead of "Cancelled".
-        self.library.mark_resuming(
-            self.services.ingest_queue.paths() + self.library.unfinished_paths()
-        )
-        self.ingest_lane.resume()
+        self.documents.resume()
 
     # ================================================================== conversations
-    def _refresh_conversations(self) -> None:
-        self.conversations.set_conversations(
-            self.services.history.conversations(), self.conversation
-        )
-
     def open_conversation(self, conv_id: int | None) -> None:
-        if conv_id is not None and conv_id == self.conversation and self.chat.bubbles:
-            return
-        if self.ask_job is not None:
-            self.stop()
-        self.conversation = conv_id
-        self.chat.clear()
-        if conv_id is not None:
-            for m in self.services.history.messages(conv_id):
-                if m.role == "user":
-                    self.chat.add_user(m.text)
-                elif m.stats.get("error"):
-                    self.chat.add_error(m.text)
-                else:
-                    self.chat.add_answer(m.text, m.sources, m.stats)
-        self._refresh_conversations()
-        self._update_actions()
-        self.chat.input.setFocus()
+        self.chats.open(conv_id)
 
     def new_conversation(self) -> None:
-        """A blank chat; it is stored (and listed) once the first question is asked."""
-        self.open_conversation(None)
-        self.conversations.list.clearSelection()
-        self.conversations.list.setCurrentItem(None)
+        self.chats.new()
 
     def rename_conversation(self, conv_id: int) -> None:
-        current = next(
-            (c.title for c in self.services.history.conversations() if c.id == conv_id), ""
-        )
+        current = self.chats.title_of(conv_id)
         title, ok = QInputDialog.getText(self, "Rename conversation", "Name:", text=current)
-        if ok and title.strip():
-            self.services.history.rename(conv_id, title)
-            self._refresh_conversations()
+        if ok:
+            self.chats.rename(conv_id, title)
 
     def delete_conversation(self, conv_id: int) -> None:
-        title = next(
-            (c.title for c in self.services.history.conversations() if c.id == conv_id), ""
-        )
+        title = self.chats.title_of(conv_id)
         answer = QMessageBox.question(
             self,
             "Delete conversation",
@@ -383,145 +328,18 @@ class MainWindow(QMainWindow):
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
             QMessageBox.StandardButton.Cancel,
         )
-        if answer != QMessageBox.StandardButton.Yes:
-            return
-        if conv_id == self.conversation and self.ask_job is not None:
-            self.stop()
-        self.services.history.delete(conv_id)
-        if conv_id == self.conversation:
-            self.conversation = None
-            self.chat.clear()
-        self._refresh_conversations()
-
-    def _turns(self, conv_id: int) -> list[Turn]:
-        turns, question = [], None
-        for m in self.services.history.messages(conv_id):
-            if m.role == "user":
-                question = m.text
-            elif question is not None and not m.stats.get("error"):
-                turns.append(Turn(question, m.text))
-                question = None
-        return turns
+        if answer == QMessageBox.StandardButton.Yes:
+            self.chats.delete(conv_id)
 
     # ================================================================== asking
     def ask(self, question: str) -> None:
-        question = question.strip()
-        if not question or self.ask_job is not None:
-            return
-        history = self.services.history
-        if self.conversation is None:
-            title = " ".join(question.split())
-            title = title if len(title) <= 48 else title[:47].rsplit(" ", 1)[0] + "…"
-            self.conversation = history.create(title).id
-            self._refresh_conversations()
-        turns = self._turns(self.conversation)
-        history.add(self.conversation, "user", question)
-        self.chat.add_user(question)
-        self._start_answer(question, turns)
-
-    def _start_answer(self, question: str, turns: list[Turn]) -> None:
-        self.chat.begin_answer()
-        self.chat.set_busy(True)
-        self.ask_job = self.model_lane.ask(question, turns, conversation=self.conversation)
-        self._update_actions()
+        self.chats.ask(question)
 
     def stop(self) -> None:
-        if self.ask_job is not None:
-            self.ask_job.cancel.cancel()
+        self.chats.stop()
 
     def regenerate(self) -> None:
-        if self.ask_job is not None or self.conversation is None:
-            return
-        history = self.services.history
-        messages = history.messages(self.conversation)
-        while messages and messages[-1].role == "assistant":
-            history.delete_message(messages.pop().id)
-        if not messages:
-            return
-        question = messages[-1].text
-        self.chat.drop_last_answer()
-        self._start_answer(question, self._turns_before_last(messages))
-
-    def _turns_before_last(self, messages) -> list[Turn]:
-        turns, question = [], None
-        for m in messages[:-1]:
-            if m.role == "user":
-                question = m.text
-            elif question is not None and not m.stats.get("error"):
-                turns.append(Turn(question, m.text))
-                question = None
-        return turns
-
-    def _visible(self, job: Job) -> bool:
-        return job is self.ask_job and job.data.get("conversation") == self.conversation
-
-    def _model_event(self, job: Job, event) -> None:
-        if self._closing:
-            return
-        if isinstance(event, ModelLoading):
-            self._set_model_status("Loading model…")
-        elif isinstance(event, ModelReady):
-            self._set_model_status(f"{event.model} · {event.where}", event.warning)
-        elif isinstance(event, ModelFailed):
-            self._set_model_status("No model loaded", event.message)
-        elif isinstance(event, ModelDropped):
-            self._set_model_status("Model loads with the first question")
-        elif job.kind == "ask":
-            self._answer_event(job, event)
-
-    def _answer_event(self, job: Job, event) -> None:
-        conv = job.data.get("conversation")
-        if isinstance(event, SourcesFound):
-            job.data["sources"] = [source_dict(s) for s in event.sources]
-            job.data["answerable"] = event.answerable
-            if self._visible(job):
-                self.chat.set_sources(job.data["sources"], event.answerable)
-        elif isinstance(event, TextPiece):
-            if self._visible(job):
-                self.chat.append_text(event.text)
-        elif isinstance(event, AnswerDone):
-            checks = [check_dict(c) for c in event.checks]
-            sources = [source_dict(s) for s in event.sources] or job.data.get("sources", [])
-            sources = with_support(sources, checks)
-            stats = stats_dict(event.stats)
-            # The gate's and the check's verdicts ride in the stats, so a reopened chat shows
-            # them again (the history's schema is unchanged).
-            stats["answerable"] = bool(job.data.get("answerable", True))
-            if event.stats.stop_reason == "not_answerable":
-                stats["answerable"] = False
-            stats["checks"] = checks
-            job.data["answered"] = True
-            if conv is not None:
-                self.services.history.add(conv, "assistant", event.answer, sources, stats)
-            if self._visible(job):
-                self.chat.finish_answer(event.answer, stats, sources)
-        elif isinstance(event, AnswerFailed):
-            self._answer_failed(job, event.message)
-
-    def _answer_failed(self, job: Job, message: str) -> None:
-        job.data["answered"] = True
-        conv = job.data.get("conversation")
-        if conv is not None:
-            self.services.history.add(conv, "assistant", message, [], {"error": True})
-        if self._visible(job):
-            self.chat.fail_answer(message)
-
-    def _model_failed(self, job: Job, message: str) -> None:
-        if self._closing:
-            return
-        if job.kind == "ask":
-            self._answer_failed(job, f"The answer stopped with an error: {message}")
-        else:
-            self._set_model_status("No model loaded", message)
-
-    def _model_finished(self, job: Job) -> None:
-        if self._closing or job is not self.ask_job:
-            return
-        if not job.data.get("answered") and self._visible(job):
-            self.chat.finish_answer("", {"stop_reason": "cancelled"})
-        self.ask_job = None
-        self.chat.set_busy(False)
-        self._update_actions()
+        self.chats.regenerate()
 
     def _set_model_status(self, text: str, tooltip: str | None = None) -> None:
         self.model_status = text
@@ -546,19 +364,11 @@ class MainWindow(QMainWindow):
         if path:
             self.add_paths([path])
 
-    def add_paths(self, paths: list[str]) -> Job:
-        paths = [str(p) for p in paths]
-        if not self.ingest_lane.busy("ingest"):
-            self._new_ingest_progress()
-        self.services.ingest_queue.add(paths)  # kept until read: a closed window resumes it
-        self.library.mark_queued(paths)
-        self._show_ingest_progress()
-        return self.ingest_lane.ingest(paths)
+    def add_paths(self, paths: list[str]):
+        return self.documents.add(paths)
 
     def cancel_ingest(self) -> None:
-        self.ingest_lane.cancel_all("ingest")
-        self.services.ingest_queue.clear()  # stopped on purpose: not resumed at the next start
-        self.library.progress_label.setText("Cancelling…")
+        self.documents.cancel()
 
     def remove_documents(self, paths: list[str]) -> None:
         if not paths:
@@ -572,111 +382,18 @@ class MainWindow(QMainWindow):
             QMessageBox.StandardButton.Cancel,
         )
         if answer == QMessageBox.StandardButton.Yes:
-            for p in paths:
-                self.library.set_live(p, "removing")
-            self.ingest_lane.remove(paths)
+            self.documents.remove(paths)
 
-    def _new_ingest_progress(self) -> None:
-        """Start counting a new stretch of ingestion (files done of total, for the bar)."""
-        self._ingest = {"done": 0, "total": 0, "started": time.monotonic(), "counts": {}}
-
-    def _show_ingest_progress(self) -> None:
-        s = self._ingest
-        done, total = s["done"], s["total"]
-        if total == 0:
-            self.library.set_progress(0, 0, "Looking for documents…")
-            return
-        verb = "Resuming" if s.get("resuming") else "Adding"
-        text = f"{verb} {done} of {total} documents"
-        elapsed = time.monotonic() - s["started"]
-        if 0 < done < total and elapsed > 2:
-            text += f" · {duration(elapsed / done * (total - done), short=True)} left"
-        self.library.set_progress(done, total, text)
-
-    def _ingest_event(self, job: Job, event) -> None:
-        if self._closing:
-            return
-        s = self._ingest
-        if isinstance(event, LibrarySnapshot):
-            self._apply_snapshot(event)
-        elif isinstance(event, IngestStarted):
-            s["total"] += event.total
-            self._show_ingest_progress()
-        elif isinstance(event, FileStarted):
-            self.library.set_live(event.path, "reading")
-        elif isinstance(event, FileProgress):
-            self.library.set_live(event.path, event.stage, event.chunks)
-        elif isinstance(event, FileDone):
-            s["done"] += 1
-            s["counts"][event.status] = s["counts"].get(event.status, 0) + 1
-            self.library.file_done(
-                event.path,
-                DONE_STATUS.get(event.status, event.status),
-                event.pages,
-                event.chunks,
-                event.error,
-            )
-            self._show_ingest_progress()
-        elif isinstance(event, IngestFinished):
-            if event.chunks >= RATE_MIN_CHUNKS and event.seconds > 0:
-                rate = event.chunks / event.seconds
-                self.services.history.set_state(RATE_KEY, f"{rate:.3g}")
-        elif isinstance(event, Resuming):
-            s["resuming"] = True
-            self.library.mark_resuming(list(event.paths))
-            self._show_ingest_progress()
-            n = len(event.paths)
-            self.statusBar().showMessage(
-                f"Picking up {n} item{'s' if n != 1 else ''} left unfinished last time.", 10000
-            )
-        elif isinstance(event, IngestBlocked):
-            self._offer_reindex(event.message)
-
-    def _ingest_failed(self, job: Job, message: str) -> None:
-        if self._closing:
-            return
-        what = "Removing documents" if job.kind == "remove" else "Adding documents"
-        self.statusBar().showMessage(f"{what} failed: {message}", 15000)
-        QMessageBox.warning(self, "Confidant", f"{what} failed: {message}")
-
-    def _ingest_finished(self, job: Job) -> None:
-        if self._closing:
-            return
-        if job.kind in ("ingest", "remove") and not self.ingest_lane.busy("ingest"):
-            self.library.hide_progress()
-            self.library.clear_live()
-            self.ingest_lane.refresh()
-            counts = self._ingest["counts"]
-            if job.kind == "ingest" and counts:
-                self.statusBar().showMessage(self._summary(counts), 10000)
-            # Files that could not be added are summed up in a note that stays until it is
-            # dismissed (the status bar's message goes after a few seconds).
-            self.library.show_failures()
-
-    @staticmethod
-    def _summary(counts: dict) -> str:
-        added = counts.get("added", 0) + counts.get("replaced", 0)
-        parts = [f"Added {added} document{'s' if added != 1 else ''}"]
-        for key, word in (
-            ("unchanged", "already there"),
-            ("skipped", "skipped"),
-            ("failed", "could not be read"),
-            ("cancelled", "cancelled"),
-        ):
-            if counts.get(key):
-                parts.append(f"{counts[key]} {word}")
-        return ", ".join(parts) + "."
-
-    def _apply_snapshot(self, snapshot: LibrarySnapshot) -> None:
-        self.library.set_snapshot(snapshot)
-        ready = [d for d in snapshot.documents if d.status == "ready"]
-        self.documents_ready = len(ready)
-        self.chat.set_library(len(ready))
-        n = len(ready)
+    def _show_snapshot(self, snapshot) -> None:
+        n = self.documents.ready_count
+        self.chat.set_library(n)
         self.library_label.setText(
             f"{n} document{'s' if n != 1 else ''} · {snapshot.chunks} passage"
             f"{'s' if snapshot.chunks != 1 else ''}"
         )
+
+    def _show_failure(self, text: str) -> None:
+        QMessageBox.warning(self, "Confidant", text)
 
     def _offer_reindex(self, message: str) -> None:
         answer = QMessageBox.question(
@@ -690,9 +407,7 @@ class MainWindow(QMainWindow):
             self._reindex(None)
 
     def _reindex(self, settings) -> None:
-        self._new_ingest_progress()
-        self._show_ingest_progress()
-        self.ingest_lane.reindex(settings)
+        self.documents.reindex(settings)
 
     # ================================================================== viewer, settings
     def open_source(self, source: dict) -> None:
@@ -701,6 +416,21 @@ class MainWindow(QMainWindow):
 
             self.viewer = SourceViewer(self)
         self.viewer.show_source(source)
+
+    def open_about(self) -> None:
+        from app.config import embedder_path, llm_path
+        from app.gui.about_dialog import AboutDialog
+
+        settings = self.services.settings
+        model, embedder = llm_path(settings), embedder_path(settings)
+        dialog = AboutDialog(
+            self.services.home,
+            str(model) if model else "none chosen",
+            str(embedder) if embedder else "none found",
+            self,
+        )
+        dialog.open()
+        self.about = dialog
 
     def open_settings(self) -> None:
         from app.gui.settings_dialog import SettingsDialog
@@ -714,12 +444,12 @@ class MainWindow(QMainWindow):
         from app.config import embedder_path, save_settings
 
         old = self.services.settings
-        documents = self.ingest_lane.snapshot().documents
+        documents = self.documents.snapshot.documents
         reindex = old.needs_reindex(new) and bool(documents)
         if reindex:
             n = len(documents)
             chunks = sum(d.chunks for d in documents)
-            rate = _float(self.services.history.get_state(RATE_KEY)) or GUESSED_RATE
+            rate = self.documents.known_rate()
             what, meanwhile = (
                 ("the embedding model", "Search is unavailable until it finishes.")
                 if embedder_path(old) != embedder_path(new)
@@ -792,6 +522,8 @@ class MainWindow(QMainWindow):
         if self._closing:
             return
         self._closing = True
+        self.chats.shut()
+        self.documents.shut()
         self.closing.emit()
         try:
             self._save_state()

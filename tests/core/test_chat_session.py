@@ -39,7 +39,7 @@ class QueuedEngine:
     def neutralize(self, text: str) -> str:
         return text
 
-    def render(self, messages: list[dict]) -> str:
+    def render(self, messages: list[dict], cancel=None) -> str:
         return "\n".join(m["content"] for m in messages)
 
     def generate(self, prompt, cancel, max_tokens, temperature):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QObject, QPointF, Qt, QUrl, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
@@ -50,7 +50,7 @@ def wait_ingested(qtbot, window, paths: list[Path], status: str = "ready") -> No
 
 
 def wait_answer(qtbot, window) -> None:
-    qtbot.waitUntil(lambda: window.ask_job is None, timeout=LONG)
+    qtbot.waitUntil(lambda: not window.chats.answers, timeout=LONG)
 
 
 def shot(window, folder: Path, name: str) -> Path:
@@ -58,3 +58,31 @@ def shot(window, folder: Path, name: str) -> Path:
     path = folder / f"{name}.png"
     window.grab().save(str(path))
     return path
+
+
+class ScriptedLane(QObject):
+    """The model lane's surface for the chat controller: ask() queues a job; the test plays
+    its events (no model), as the real lane would hand them to the GUI thread."""
+
+    event = Signal(object, object)
+    failed = Signal(object, str)
+    finished = Signal(object)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.jobs: list = []
+
+    def ask(self, question, history, **data):
+        from app.gui.lanes import Job
+
+        job = Job("ask", data={"question": question, **data})
+        self.jobs.append(job)
+        return job
+
+    def play(self, job, *events) -> None:
+        for e in events:
+            self.event.emit(job, e)
+
+    def end(self, job) -> None:
+        self.jobs.remove(job)
+        self.finished.emit(job)

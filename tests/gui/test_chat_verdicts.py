@@ -21,9 +21,11 @@ from app.core.events import (
     TextPiece,
 )
 from app.core.history import ChatHistory
+from app.gui.chat_controller import ChatController
 from app.gui.chat_view import CLOSEST_LABEL, NOT_ANSWERED, ChatView, MessageBubble, SourceButton
-from app.gui.main_window import MainWindow
+from app.gui.conversations_view import ConversationsView
 from app.gui.markdown_render import FLAG_COLOR, to_html
+from tests.gui.helpers import ScriptedLane
 
 ANSWER = (
     "The Zephyr budget is 48,000 euros [1]. It was approved by the mayor of Paris [2]. "
@@ -110,20 +112,22 @@ def test_answer_without_flags_renders_as_before():
 
 
 # ----------------------------------------------------------------------------- the window
-class _Lane:
-    """What _answer_event needs of the main window, with the real chat view and history."""
+class _Asked:
+    """A question asked through the real chat controller, its answer played event by event
+    (the controller's lane is scripted: no model), into the real chat view and history."""
 
-    def __init__(self, chat: ChatView, history: ChatHistory, conv: int) -> None:
-        self.chat = chat
-        self.services = SimpleNamespace(history=history)
-        self.job = SimpleNamespace(data={"conversation": conv}, kind="ask")
-        self.conversation = conv
-
-    def _visible(self, job) -> bool:
-        return True
+    def __init__(self, chat: ChatView, history: ChatHistory, question: str) -> None:
+        self.lane = ScriptedLane()
+        conversations = ConversationsView()
+        self.controller = ChatController(
+            SimpleNamespace(history=history), self.lane, chat, conversations
+        )
+        self.controller.ask(question)
+        self.conv = self.controller.conversation
+        self.job = self.lane.jobs[0]
 
     def send(self, event) -> None:
-        MainWindow._answer_event(self, self.job, event)
+        self.lane.play(self.job, event)
 
 
 @pytest.fixture
@@ -142,10 +146,8 @@ def test_checked_answer_marks_and_persists(qtbot, history, shots):
     qtbot.addWidget(chat)
     chat.resize(900, 700)
     chat.show()
-    conv = history.create("zephyr").id
-    lane = _Lane(chat, history, conv)
-    chat.add_user("Who approved the Zephyr budget?")
-    chat.begin_answer()
+    lane = _Asked(chat, history, "Who approved the Zephyr budget?")
+    conv = lane.conv
     lane.send(SourcesFound(_sources(), answerable=True))
     lane.send(TextPiece(ANSWER))
     lane.send(AnswerDone(ANSWER, _stats(), _sources(), _checks()))
@@ -180,10 +182,8 @@ def test_unanswerable_question_folds_closest_passages(qtbot, history, shots):
     qtbot.addWidget(chat)
     chat.resize(900, 700)
     chat.show()
-    conv = history.create("france").id
-    lane = _Lane(chat, history, conv)
-    chat.add_user("What is the capital of France?")
-    chat.begin_answer()
+    lane = _Asked(chat, history, "What is the capital of France?")
+    conv = lane.conv
     lane.send(SourcesFound(_sources(), answerable=False))
     lane.send(AnswerDone("", _stats("not_answerable"), _sources()))
     bubble = chat.bubbles[-1]

@@ -141,7 +141,7 @@ def test_files_left_by_a_quit_say_waiting_to_resume_not_cancelled(
     before.close()
 
     window = make_window(home)
-    assert status_of(window, quit_file) == "cancelled"  # as the library has it
+    qtbot.waitUntil(lambda: status_of(window, quit_file) == "cancelled")  # as the library has it
     release = threading.Event()
     window.ingest_lane.submit("hold", _held(release))  # the resume waits behind it
     window.start_background_work()

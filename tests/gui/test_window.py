@@ -131,7 +131,7 @@ def test_drop_ask_cite_and_view(qtbot, make_window, home, tmp_path, shots):
     )
     window.chat.input.setPlainText("What is the Zephyr project budget?")
     qtbot.keyClick(window.chat.input, Qt.Key.Key_Return)
-    assert window.ask_job is not None and window.chat.busy
+    assert window.chats.busy and window.chat.busy
     wait_answer(qtbot, window)
     answer = [b for b in window.chat.bubbles if b.role == "assistant"][-1]
     assert answer.text.strip()
@@ -158,7 +158,7 @@ def test_drop_ask_cite_and_view(qtbot, make_window, home, tmp_path, shots):
     viewer.grab().save(str(shots / "04-viewer-pdf.png"))
 
     # A non-PDF source opens as text, scrolled to the passage, highlighted.
-    from app.gui.main_window import source_dict
+    from app.gui.chat_controller import source_dict
 
     hit = next(
         h
@@ -262,7 +262,8 @@ def test_conversation_survives_restart(qtbot, make_window, home, tmp_path, shots
     assert roles == ["user", "assistant"]
     assert again.chat.bubbles[1].sources
     assert (again.width(), again.height()) == (760, 560)
-    assert status_of(again, notes) == "ready"
+    # The documents come from the ingest lane (the GUI thread never reads the library).
+    qtbot.waitUntil(lambda: status_of(again, notes) == "ready", timeout=5000)
 
     again.regenerate()  # works on a restored conversation too
     wait_answer(qtbot, again)
@@ -353,7 +354,7 @@ def test_settings_round_trip(qtbot, make_window, home, tmp_path, monkeypatch, sh
     from app.gui.settings_dialog import SettingsDialog
 
     window = make_window(home)
-    dialog = SettingsDialog(window.services.settings, window)
+    dialog = SettingsDialog(window.services.settings, window, gpu=True)
     qtbot.addWidget(dialog)
     assert dialog.gpu_spin.text() == "Auto (as many as fit)"
     bad = tmp_path / "broken.gguf"
@@ -417,7 +418,7 @@ def test_changing_the_embedder_asks_before_reindexing(
     before = set(window.services.library.stored_chunk_ids())
 
     # The estimate follows this machine's last sizeable ingestion (1 passage in 3 minutes here)
-    window._ingest_event(None, IngestFinished(counts={}, seconds=46080.0, chunks=256))
+    window.documents._event(None, IngestFinished(counts={}, seconds=46080.0, chunks=256))
     assert window.services.history.get_state("ingest/chunks_per_s") == "0.00556"
     asked.clear()
     assert not window.apply_settings(new)

@@ -33,6 +33,7 @@ class Page:
     # heading they lost their subject (office set hit@5 0.896 -> 0.812; 0.875 with the path).
     # PDF outlines measured worse with it (qa.jsonl hit@5 0.80 -> 0.72, blind AB 0.75 both).
     embed_path: bool = False
+    of: int = 0  # pages in the whole document, when the reader knows (PDF): for progress
 
 
 class DocumentError(Exception):

@@ -94,7 +94,7 @@ def _pages(
             continue
         if text.strip():
             with_text += 1
-            yield Page(index + 1, text, locate(text, outline.get(index, ())))
+            yield Page(index + 1, text, locate(text, outline.get(index, ())), of=count)
     if with_text == 0:
         if failed == count:
             raise corrupt(path, _WHAT, _FIX)

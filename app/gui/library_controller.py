@@ -1,0 +1,202 @@
+"""The library controller: adding, removing and re-indexing documents, and how far it has got.
+
+It turns the user's gestures into jobs on the ingest lane and the lane's events into calls on the
+library view. The GUI thread never reads the library itself: the lane sends snapshots of the
+documents table, and the latest one is kept here (`snapshot`) for whoever needs the documents
+(Settings' re-index estimate). Taking the library's lock on this thread would stall the window
+while a commit flushes Chroma.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from app.core.events import FileDone, FileProgress, FileStarted, IngestFinished, IngestStarted
+from app.gui.ingest_progress import IngestProgress
+from app.gui.lanes import IngestBlocked, Job, LibrarySnapshot, Resuming
+
+log = logging.getLogger(__name__)
+
+DONE_STATUS = {"added": "ready", "replaced": "ready", "unchanged": "ready"}
+
+# The re-index prompt estimates its time from the last ingestion on this machine that embedded
+# at least RATE_MIN_CHUNKS passages (a GPU is ~20x a 2-core CPU), else from a 2-core CPU's rate.
+RATE_KEY = "ingest/chunks_per_s"
+RATE_MIN_CHUNKS = 256
+GUESSED_RATE = 40.0
+
+
+def summary(counts: dict) -> str:
+    """A finished run in one sentence, for the status bar."""
+    added = counts.get("added", 0) + counts.get("replaced", 0)
+    parts = [f"Added {added} document{'s' if added != 1 else ''}"]
+    for key, word in (
+        ("unchanged", "already there"),
+        ("skipped", "skipped"),
+        ("failed", "could not be read"),
+        ("cancelled", "cancelled"),
+    ):
+        if counts.get(key):
+            parts.append(f"{counts[key]} {word}")
+    return ", ".join(parts) + "."
+
+
+class LibraryController(QObject):
+    snapshot_changed = Signal(object)  # LibrarySnapshot
+    message = Signal(str, int)  # a status-bar message, its timeout in ms
+    failed = Signal(str)  # a run could not go on: the window shows a dialog
+    reindex_offered = Signal(str)  # ingestion refused: the library needs a re-index
+
+    def __init__(self, services, lane, view, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.services = services
+        self.lane = lane
+        self.view = view
+        self.progress = IngestProgress()
+        self.snapshot = LibrarySnapshot((), 0)
+        self._resume: Job | None = None  # the start's resume job, until it begins
+        self._closing = False
+        self._clock = QTimer(self)  # the estimate moves on between events too
+        self._clock.setInterval(1000)
+        self._clock.timeout.connect(self._show_progress)
+        lane.event.connect(self._event)
+        lane.failed.connect(self._failed)
+        lane.finished.connect(self._finished)
+        view.cancel_requested.connect(self.cancel)
+
+    @property
+    def ready_count(self) -> int:
+        return sum(1 for d in self.snapshot.documents if d.status == "ready")
+
+    def shut(self) -> None:
+        self._closing = True
+        self._clock.stop()
+
+    # ------------------------------------------------------------------ gestures
+    def add(self, paths: list[str]) -> Job:
+        paths = [str(p) for p in paths]
+        if not self.lane.busy("ingest"):
+            self.progress = IngestProgress()
+        self.services.ingest_queue.add(paths)  # kept until read: a closed window resumes it
+        self.view.mark_queued(paths)
+        self._show_progress()
+        return self.lane.ingest(paths)
+
+    def cancel(self) -> None:
+        self.lane.cancel_all("ingest")
+        self.services.ingest_queue.clear()  # stopped on purpose: not resumed at the next start
+        self.view.progress_label.setText("Cancelling…")
+
+    def remove(self, paths: list[str]) -> Job | None:
+        """Take documents out (the window has asked the user first)."""
+        if not paths:
+            return None
+        for p in paths:
+            self.view.set_live(p, "removing")
+        return self.lane.remove(paths)
+
+    def reindex(self, settings=None) -> Job:
+        self.progress = IngestProgress()
+        self._show_progress()
+        return self.lane.reindex(settings)
+
+    def refresh(self) -> Job:
+        return self.lane.refresh()
+
+    def resume(self) -> Job:
+        """At start: what an earlier session left unfinished says so (not "Cancelled") while
+        the embedder loads, then the lane picks it up."""
+        self.progress = IngestProgress()
+        self._resume = self.lane.resume()
+        self._mark_resuming()
+        return self._resume
+
+    def _mark_resuming(self) -> None:
+        # Again with each snapshot until the job begins: the first one may come after this.
+        if self._resume is not None and not self._resume.started:
+            paths = self.services.ingest_queue.paths() + self.view.unfinished_paths()
+            self.view.mark_resuming(paths)
+
+    def known_rate(self) -> float:
+        """Passages embedded per second on this machine (for the re-index prompt)."""
+        try:
+            value = float(self.services.history.get_state(RATE_KEY) or 0)
+        except ValueError:
+            value = 0.0
+        return value if value > 0 else GUESSED_RATE
+
+    # ------------------------------------------------------------------ lane events
+    def _event(self, job: Job, event) -> None:
+        if self._closing:
+            return
+        if isinstance(event, LibrarySnapshot):
+            self.apply_snapshot(event)
+            return
+        if isinstance(event, (IngestStarted, FileStarted, FileProgress, FileDone)):
+            self.progress.update(event)
+        if isinstance(event, IngestStarted):
+            self._show_progress()
+        elif isinstance(event, FileStarted):
+            self.view.set_live(event.path, "reading")
+        elif isinstance(event, FileProgress):
+            self.view.set_live(event.path, event.stage, event.chunks)
+        elif isinstance(event, FileDone):
+            self.view.file_done(
+                event.path,
+                DONE_STATUS.get(event.status, event.status),
+                event.pages,
+                event.chunks,
+                event.error,
+            )
+            self._show_progress()
+        elif isinstance(event, IngestFinished):
+            if event.chunks >= RATE_MIN_CHUNKS and event.seconds > 0:
+                rate = event.chunks / event.seconds
+                self.services.history.set_state(RATE_KEY, f"{rate:.3g}")
+        elif isinstance(event, Resuming):
+            self.progress.resuming = True
+            self.view.mark_resuming(list(event.paths))
+            self._show_progress()
+            n = len(event.paths)
+            self.message.emit(
+                f"Picking up {n} item{'s' if n != 1 else ''} left unfinished last time.", 10000
+            )
+        elif isinstance(event, IngestBlocked):
+            self.reindex_offered.emit(event.message)
+
+    def _failed(self, job: Job, message: str) -> None:
+        if self._closing:
+            return
+        what = "Removing documents" if job.kind == "remove" else "Adding documents"
+        self.message.emit(f"{what} failed: {message}", 15000)
+        self.failed.emit(f"{what} failed: {message}")
+
+    def _finished(self, job: Job) -> None:
+        if self._closing:
+            return
+        if job.kind in ("ingest", "remove") and not self.lane.busy("ingest"):
+            self._clock.stop()
+            self.view.hide_progress()
+            self.view.clear_live()
+            self.lane.refresh()
+            counts = self.progress.counts
+            if job.kind == "ingest" and counts:
+                self.message.emit(summary(counts), 10000)
+            # Files that could not be added are summed up in a note that stays until it is
+            # dismissed (the status bar's message goes after a few seconds).
+            self.view.show_failures()
+
+    # ------------------------------------------------------------------ view
+    def apply_snapshot(self, snapshot: LibrarySnapshot) -> None:
+        self.snapshot = snapshot
+        self.view.set_snapshot(snapshot)
+        self._mark_resuming()
+        self.snapshot_changed.emit(snapshot)
+
+    def _show_progress(self) -> None:
+        value, maximum = self.progress.bar()
+        self.view.set_progress(value, maximum, self.progress.text())
+        if not self._clock.isActive():
+            self._clock.start()
