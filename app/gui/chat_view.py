@@ -13,11 +13,13 @@ from history shows them the same.
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication, QKeyEvent, QPalette
 from PySide6.QtWidgets import (
+    QAbstractButton,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -70,6 +72,33 @@ def source_label(src: dict) -> str:
     return f"{name} · page {page}" if page else name
 
 
+class EnterClicks(QObject):
+    """Enter and Return click a focused button, as Space does (Qt's buttons take only Space
+    outside dialogs, and people press Enter)."""
+
+    def eventFilter(self, watched, event) -> bool:
+        if (
+            event.type() == QEvent.Type.KeyPress
+            and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+            and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+            and isinstance(watched, QAbstractButton)
+        ):
+            watched.click()
+            return True
+        return False
+
+
+_enter_clicks = None
+
+
+def enter_clicks(button: QAbstractButton) -> QAbstractButton:
+    global _enter_clicks
+    if _enter_clicks is None:
+        _enter_clicks = EnterClicks()
+    button.installEventFilter(_enter_clicks)
+    return button
+
+
 class SourceButton(QPushButton):
     """One numbered source: file, page, a short snippet. Click (or Enter) opens the viewer."""
 
@@ -87,7 +116,14 @@ class SourceButton(QPushButton):
         name = source.get("path", "")
         self.setIcon(icon("pdf" if name.lower().endswith(".pdf") else "document"))
         self.setToolTip(f"Open {source_label(source)} at the passage")
+        self.setAccessibleName(
+            f"Open {source_label(source)}"
+            if closest
+            else f"Source {source['n']}: {source_label(source)}"
+        )
+        self.setAccessibleDescription(self._snippet)
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        enter_clicks(self)
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -161,6 +197,7 @@ class MessageBubble(QFrame):
         button.setAccessibleName(tip)
         button.setAutoRaise(True)
         button.clicked.connect(signal)
+        enter_clicks(button)
         self.footer.addWidget(button)
         return button
 
@@ -182,6 +219,11 @@ class MessageBubble(QFrame):
             self.label.setText(to_html(text, link, check_flags(self.checks)))
         else:
             self.label.setText(text)
+
+    def set_stage(self, text: str) -> None:
+        """What an answer with no words yet is waiting for (searching, reading passages...)."""
+        if self.role == "assistant" and not self.text:
+            self.label.setText(f"<i>{html.escape(text)}</i>")
 
     def set_checks(self, checks: list[dict]) -> None:
         """The citation check's verdicts on this answer: unsupported sentences get marked."""
@@ -223,6 +265,8 @@ class MessageBubble(QFrame):
         toggle.setAutoRaise(True)
         toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         toggle.setArrowType(Qt.ArrowType.RightArrow)
+        toggle.setAccessibleName(CLOSEST_LABEL)
+        enter_clicks(toggle)
         box = QWidget()
         box.setObjectName("closestPassages")
         inner = QVBoxLayout(box)
@@ -245,6 +289,24 @@ class MessageBubble(QFrame):
         button = SourceButton(src, closest=closest)
         button.clicked.connect(lambda _=False, s=src: self.source_clicked.emit(s))
         return button
+
+    def focus_chain(self) -> list[QWidget]:
+        """This bubble's controls in reading order: its links' label, sources, then the
+        buttons under them (copy, regenerate)."""
+        chain: list[QWidget] = []
+        if self.role == "assistant" and self.sources:
+            chain.append(self.label)  # [n] links, reached by Tab inside the text
+        for i in range(self.sources_box.count()):
+            w = self.sources_box.itemAt(i).widget()
+            if w is None:
+                continue
+            if isinstance(w, QAbstractButton):
+                chain.append(w)
+            elif w is self.closest_box:
+                chain.extend(w.findChildren(SourceButton))
+        if self.role == "assistant":
+            chain += [self.copy_button, self.regen_button]
+        return chain
 
     def fit(self, max_width: int) -> None:
         """Questions hug their text (up to max_width); answers use the whole column."""
@@ -274,7 +336,7 @@ class ChatInput(QPlainTextEdit):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("chatInput")
-        self.setPlaceholderText("Ask a question about your documents…")
+        self.setPlaceholderText("Ask about your documents…")
         self.setTabChangesFocus(True)
         self.setAccessibleName("Question")
         self.document().documentLayout().documentSizeChanged.connect(self._fit)
@@ -431,6 +493,9 @@ class ChatView(QWidget):
         self.scroll.setWidgetResizable(True)
         self.scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setAccessibleName("Conversation")
+        # Reached by clicking (then the arrow keys scroll); Tab walks its messages' buttons.
+        self.scroll.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.column = QWidget()
         self.column.setObjectName("chatColumn")
         self.messages = QVBoxLayout(self.column)
@@ -447,7 +512,7 @@ class ChatView(QWidget):
 
         bar = QFrame()
         bar.setObjectName("inputBar")
-        row = QHBoxLayout(bar)
+        row = self.input_row = QHBoxLayout(bar)
         row.setContentsMargins(24, 10, 24, 14)
         row.setSpacing(8)
         self.input = ChatInput()
@@ -509,6 +574,10 @@ class ChatView(QWidget):
         self._pending = ""
         for bubble in self.bubbles:
             self.messages.removeWidget(bubble)
+            # Gone from the screen now: a nested event loop (a context menu open over the
+            # chats list) would otherwise paint them under the next chat's until it ends.
+            bubble.hide()
+            bubble.setParent(None)
             bubble.deleteLater()
         self.bubbles.clear()
         self.current = None
@@ -626,6 +695,11 @@ class ChatView(QWidget):
             if bubble.role == "assistant":
                 bubble.regen_button.setVisible(offer and bubble is last)
 
+    def focus_chain(self) -> list[QWidget]:
+        """Every message's controls, top to bottom (the window puts them before the question
+        box in the Tab order: Shift+Tab from the box walks back up the conversation)."""
+        return [w for bubble in self.bubbles for w in bubble.focus_chain()]
+
     # ------------------------------------------------------------------ geometry
     MAX_COLUMN = 860
 
@@ -636,6 +710,7 @@ class ChatView(QWidget):
         super().resizeEvent(event)
         side = max(24, (self.width() - self.MAX_COLUMN) // 2)
         self.messages.setContentsMargins(side, 20, side, 20)
+        self.input_row.setContentsMargins(side, 10, side, 14)  # the box as wide as the messages
         for bubble in self.bubbles:
             bubble.fit(self._user_width())
 
@@ -664,8 +739,9 @@ def stats_line(stats: dict) -> str:
     parts = []
     if stats.get("model"):
         parts.append(str(stats["model"]))
-    if stats.get("tokens_per_s"):
-        parts.append(f"{stats['tokens_per_s']:.0f} tokens/s")
+    rate = stats.get("tokens_per_s") or 0
+    if rate > 0:  # "1 tokens/s" read badly; a slow machine gets its decimal
+        parts.append(f"{rate:.0f} tokens a second" if rate >= 10 else f"{rate:.1f} tokens a second")
     if stats.get("stop_reason") == "cancelled":
         parts.append("stopped")
     elif stats.get("stop_reason") == "length":

@@ -73,8 +73,10 @@ def test_keyboard_reaches_the_whole_reason_of_a_failed_file(
     window.activateWindow()
     qtbot.waitUntil(lambda: window.isActiveWindow(), timeout=5000)
     window.conversations.list.setFocus()
-    _key(window.conversations.list, Qt.Key.Key_Tab)
-    assert QApplication.focusWidget() is library.list
+    # In reading order: the note above the list (Show, Dismiss), then the list.
+    for expected in (library.failure_show, library.failure_dismiss, library.list):
+        _key(QApplication.focusWidget(), Qt.Key.Key_Tab)
+        assert QApplication.focusWidget() is expected
     # Tab makes the first row current (Qt's way, nothing selected yet); arrows select.
     _key(library.list, Qt.Key.Key_Down)  # notes.md: added, nothing to explain
     assert library.selected_paths() == [str(notes)]
@@ -187,7 +189,7 @@ def test_regenerate_stays_on_the_last_answer_after_switching_chats_and_relaunchi
     history.add(ended_badly, "assistant", "An answer.", [], {"model": "m"})
     history.add(ended_badly, "user", "Second question?")
     history.add(ended_badly, "assistant", "The answer stopped with an error.", [], {"error": True})
-    window._refresh_conversations()
+    window.chats.refresh_list()
 
     def select(conv_id):
         for i in range(window.conversations.list.count()):
@@ -212,7 +214,7 @@ def test_regenerate_stays_on_the_last_answer_after_switching_chats_and_relaunchi
     bubble = _offered(again)
     assert bubble is again.chat.bubbles[-1]
     qtbot.mouseClick(bubble.regen_button, Qt.MouseButton.LeftButton)
-    assert again.ask_job is not None  # the button does regenerate
+    assert again.chats.busy  # the button does regenerate
     wait_answer(qtbot, again)
     assert [m.role for m in again.services.history.messages(conv)] == ["user", "assistant"]
     assert _offered(again) is again.chat.bubbles[-1]
