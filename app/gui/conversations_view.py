@@ -1,12 +1,14 @@
-"""The list of conversations: new, rename, delete (with confirmation). Storage is the window's."""
+"""The list of conversations: new, search, rename, delete (with confirmation). Storage is the
+chat controller's."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QMenu,
@@ -25,6 +27,7 @@ class ConversationsView(QWidget):
     new_requested = Signal()
     rename_requested = Signal(int)
     delete_requested = Signal(int)
+    search_changed = Signal(str)  # what to look for in the chats ('' shows them all)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -42,6 +45,23 @@ class ConversationsView(QWidget):
         self.new_button.setToolTip("Start a new conversation (Ctrl+N)")
         self.new_button.clicked.connect(self.new_requested)
         layout.addWidget(self.new_button)
+        self.search = QLineEdit()
+        self.search.setObjectName("chatSearch")
+        self.search.setPlaceholderText("Search chats")
+        self.search.setAccessibleName("Search chats")
+        self.search.setToolTip("Show the chats whose title or messages contain these words")
+        self.search.setClearButtonEnabled(True)
+        self._search_timer = QTimer(self)  # one search when typing pauses, not one per key
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(200)
+        self._search_timer.timeout.connect(self._emit_search)
+        self.search.textChanged.connect(self._typed)
+        layout.addWidget(self.search)
+        self.empty_search = QLabel("No chat contains these words.")
+        self.empty_search.setObjectName("mutedLabel")
+        self.empty_search.setWordWrap(True)
+        self.empty_search.hide()
+        layout.addWidget(self.empty_search)
         self.list = QListWidget()
         self.list.setObjectName("conversationList")
         self.list.setAccessibleName("Conversations")
@@ -62,17 +82,31 @@ class ConversationsView(QWidget):
         self.list.addAction(self.delete_action)
         self._quiet = False
 
-    def set_conversations(self, conversations, current: int | None) -> None:
+    def _typed(self, _text: str) -> None:
+        self._search_timer.start()
+
+    def _emit_search(self) -> None:
+        self.search_changed.emit(self.query())
+
+    def query(self) -> str:
+        return self.search.text().strip()
+
+    def set_conversations(self, conversations, current: int | None, answering=()) -> None:
+        """List `conversations`; those in `answering` have an answer being written."""
         self._quiet = True
         self.list.clear()
         for conv in conversations:
-            item = QListWidgetItem(icon("chat"), conv.title)
+            busy = conv.id in answering
+            item = QListWidgetItem(
+                icon("chat"), f"{conv.title} · answering…" if busy else conv.title
+            )
             item.setData(ID_ROLE, conv.id)
             item.setToolTip(conv.title)
             self.list.addItem(item)
             if conv.id == current:
                 self.list.setCurrentItem(item)
         self._quiet = False
+        self.empty_search.setVisible(bool(self.query()) and not conversations)
         self._update_actions()
 
     def current_id(self) -> int | None:
@@ -80,7 +114,7 @@ class ConversationsView(QWidget):
         return item.data(ID_ROLE) if item else None
 
     def titles(self) -> list[str]:
-        return [self.list.item(i).text() for i in range(self.list.count())]
+        return [self.list.item(i).toolTip() for i in range(self.list.count())]
 
     def _update_actions(self) -> None:
         has = self.current_id() is not None

@@ -112,6 +112,7 @@ def run_window(argv: list[str] | None = None, *, end_process: bool | None = None
         end_process = QApplication.instance() is None
     app = create_application(argv)
     home = data_dir()
+    _log_to_file(home)
     lock = InstanceLock(home, "window")
     refused = _claim(lock, home)
     if refused is not None:
@@ -132,6 +133,36 @@ def run_window(argv: list[str] | None = None, *, end_process: bool | None = None
         _end_fast(code)
     _close(opened.get("window"), opened.get("services"), lock)
     return code
+
+
+def _log_to_file(home) -> None:
+    """The window's log, kept in the data directory (private, like the rest of it) for IT to read
+    when something goes wrong: a few MB at most, rotated. A data directory that cannot take it
+    costs the log, never the window."""
+    import logging.handlers
+    import os
+
+    folder = home / "logs"
+    path = folder / "confidant.log"
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=2 << 20, backupCount=2, encoding="utf-8"
+        )
+    except OSError as exc:
+        log.warning("no log file in %s: %s", folder, exc)
+        return
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    handler.set_name("confidant-log-file")
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == handler.get_name()]:
+        root.removeHandler(old)  # a second window in one process (tests) writes to its own
+        old.close()
+    root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
 
 
 def _open(app, home, server, opened: dict, started: float) -> int:
