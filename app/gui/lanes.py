@@ -211,7 +211,11 @@ class ModelLane(Lane):
         report = engine.report
         if report is None:
             return None
-        return ModelReady(report.model, report.where, report.warning)
+        from app.config import llm_path
+        from app.core.model_names import display_name
+
+        name = display_name(llm_path(self.services.settings), report.model)
+        return ModelReady(name, report.where, report.warning)
 
     def preload(self) -> Job:
         def work(job: Job) -> Iterator[object]:
