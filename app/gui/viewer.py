@@ -584,9 +584,24 @@ class SourceViewer(QDialog):
         self.activateWindow()
 
     def open_externally(self) -> None:
+        """Hand the file to the program the system opens it with, and say so when there is
+        none (or the file has gone), instead of doing nothing."""
         path = self.source.get("path")
-        if path:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(path))
+        if not path:
+            return
+        if not Path(path).exists():
+            self.passage_label.setText(
+                f"“{Path(path).name}” is no longer at {Path(path).parent}: it was moved or "
+                "deleted. The passage above is what the library kept of it."
+            )
+            return
+        if QDesktopServices.openUrl(QUrl.fromLocalFile(path)):
+            self.passage_label.setText(f"Opened “{Path(path).name}” in its own program.")
+        else:
+            self.passage_label.setText(
+                f"No program on this computer opens “{Path(path).name}”. It is at "
+                f"{Path(path).parent}."
+            )
 
     # ------------------------------------------------------------------ PDF
     def _show_pdf(self, path: Path, page: int | None) -> bool:
