@@ -42,8 +42,32 @@ if pip show -q PySide6-Pdf 2>/dev/null; then
 fi
 pip install -q -e ".[test]"
 
+# The window's system libraries (Qt's xcb plugin loads them; the .deb declares the same list).
+# Installed where we may (root, or password-less sudo, with apt-get); otherwise one command to run.
+qt_system_libs() {
+  [ "$(uname -s)" = Linux ] && command -v dpkg-query >/dev/null 2>&1 || return 0
+  local wanted missing=()
+  wanted=$("$VENV/bin/python" packaging/layout.py deb-depends | tr ',' '\n' \
+    | sed -e 's/([^)]*)//g' -e 's/|.*//' -e 's/[[:space:]]//g' | grep -v '^libc6$' | grep .)
+  for p in $wanted; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} = 0 ] && return 0
+  if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then
+    local as_root=(); [ "$(id -u)" = 0 ] || as_root=(sudo -n)
+    echo "Installing the system libraries the window needs: ${missing[*]}" >&2
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" \
+      && return 0
+  fi
+  echo "Confidant's window needs system libraries that are not installed. Install them with:" >&2
+  echo "  sudo apt-get install ${missing[*]}" >&2
+  echo "then run this command again." >&2
+  return 1
+}
+
 case "$what" in
-  run)  exec "$VENV/bin/confidant" "$@" ;;
+  run)  qt_system_libs || exit 1
+        exec "$VENV/bin/confidant" "$@" ;;
   test)
     "$VENV/bin/lint-imports"
     "$VENV/bin/ruff" check app tests packaging
