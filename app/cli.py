@@ -281,6 +281,15 @@ NOT_MATCHING = (
 )
 
 
+def _model_note(services) -> None:
+    """What the model's load had to say (a chat template replaced by a standard one, a model
+    too large for the GPU), once, on stderr: already escaped by the engine."""
+    engine = getattr(services, "_engine", None)
+    report = getattr(engine, "report", None)
+    if report is not None and report.warning:
+        print(f"confidant: note: {report.warning}", file=sys.stderr)
+
+
 def cmd_ask(services, args) -> int:
     from app.core.cancel import CancelToken
     from app.core.events import AnswerDone, AnswerFailed, SourcesFound, TextPiece
@@ -312,6 +321,7 @@ def cmd_ask(services, args) -> int:
     except KeyboardInterrupt:
         token.cancel()
         return 130
+    _model_note(services)
     if args.json:
         st = done.stats
         print(
