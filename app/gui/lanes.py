@@ -86,6 +86,16 @@ class Resuming:
 
 
 @dataclass(frozen=True)
+class StoreTrouble:
+    """A job stopped because the library is damaged or the disk is full (store_health.py):
+    the window offers the rebuild, or says where to free space."""
+
+    message: str
+    damaged: bool
+    damages: tuple = ()  # store_health.Damage: what the error says is damaged
+
+
+@dataclass(frozen=True)
 class IngestBlocked:
     """Ingestion refused to start (the library was made with another embedding model)."""
 
@@ -269,6 +279,28 @@ class IngestLane(Lane):
     def __init__(self, services, parent: QObject | None = None) -> None:
         super().__init__("confidant-ingest", parent)
         self.services = services
+
+    def submit(self, kind, work, *, uses_library: bool = True, **data) -> Job:
+        return super().submit(kind, self._guarded(work), uses_library=uses_library, **data)
+
+    def _guarded(self, work: Callable[[Job], Iterator[object]]):
+        """A damaged library or a full disk ends the job with a StoreTrouble the window can act
+        on, instead of an error sentence."""
+
+        def run(job: Job) -> Iterator[object]:
+            try:
+                yield from work(job)
+            except Exception as exc:
+                from app.core.store_health import LibraryDamaged, explain
+
+                found = explain(exc, self.services.home)
+                if found is None:
+                    raise
+                log.warning("ingest lane: %s", found)
+                damaged = isinstance(found, LibraryDamaged)
+                yield StoreTrouble(str(found), damaged, tuple(found.damages) if damaged else ())
+
+        return run
 
     def snapshot(self) -> LibrarySnapshot:
         library = self.services.library

@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.core.events import FileDone, FileProgress, FileStarted, IngestFinished, IngestStarted
 from app.gui.ingest_progress import IngestProgress
-from app.gui.lanes import IngestBlocked, Job, LibrarySnapshot, Resuming
+from app.gui.lanes import IngestBlocked, Job, LibrarySnapshot, Resuming, StoreTrouble
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ class LibraryController(QObject):
     message = Signal(str, int)  # a status-bar message, its timeout in ms
     failed = Signal(str)  # a run could not go on: the window shows a dialog
     reindex_offered = Signal(str)  # ingestion refused: the library needs a re-index
+    store_trouble = Signal(object)  # a StoreTrouble: damaged (offer the rebuild) or disk full
 
     def __init__(self, services, lane, view, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -165,6 +166,8 @@ class LibraryController(QObject):
             )
         elif isinstance(event, IngestBlocked):
             self.reindex_offered.emit(event.message)
+        elif isinstance(event, StoreTrouble):
+            self.store_trouble.emit(event)
 
     def _failed(self, job: Job, message: str) -> None:
         if self._closing:

@@ -181,12 +181,24 @@ def _open(app, home, server, opened: dict, started: float) -> int:
 
         services = Services(home, Settings())
     opened["services"] = services
+    report = services.health()
+    if report.library:
+        # Damaged: say what, and offer the rebuild before anything reads the library.
+        from app.core.store_health import LibraryDamaged
+        from app.gui.repair_dialog import RepairDialog
+
+        RepairDialog(services, report).exec()
+        still = services.health().library
+        if still:
+            QMessageBox.warning(None, "Confidant", str(LibraryDamaged(still)))
+            return 3
     window = opened["window"] = MainWindow(services)
     server.raise_requested.connect(window.bring_to_front)
     window.closing.connect(server.close)
     window.show()
     log.info("window visible after %.0f ms", (time.perf_counter() - started) * 1000)
     window.start_background_work()
+    window.show_start_notes()
     app.aboutToQuit.connect(window.begin_shutdown)
     return app.exec()
 

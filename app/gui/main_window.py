@@ -95,6 +95,7 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(icon("app"))
         self.setAcceptDrops(True)
         self.model_status = "Model loads with the first question"
+        self._said_note: str | None = None  # the model's load note, once said in the bar
         self._closing = False
         self.lanes_stopped = False
         self.viewer = None
@@ -110,6 +111,7 @@ class MainWindow(QMainWindow):
         self.documents.message.connect(self.statusBar().showMessage)
         self.documents.failed.connect(self._show_failure)
         self.documents.reindex_offered.connect(self._offer_reindex)
+        self.documents.store_trouble.connect(self._store_trouble)
         self._build_actions()
         self._restore()
 
@@ -342,9 +344,14 @@ class MainWindow(QMainWindow):
         self.chats.regenerate()
 
     def _set_model_status(self, text: str, tooltip: str | None = None) -> None:
+        """The status bar's model label. A note from the load (a chat template replaced, the
+        model partly on the processor) is marked on the label and said once in the bar."""
         self.model_status = text
-        self.model_label.setText(text)
+        self.model_label.setText(f"⚠ {text}" if tooltip else text)
         self.model_label.setToolTip(tooltip or "")
+        if tooltip and tooltip != self._said_note:
+            self._said_note = tooltip
+            self.statusBar().showMessage(tooltip, 20000)
 
     # ================================================================== library
     def choose_files(self) -> None:
@@ -394,6 +401,36 @@ class MainWindow(QMainWindow):
 
     def _show_failure(self, text: str) -> None:
         QMessageBox.warning(self, "Confidant", text)
+
+    def _store_trouble(self, trouble) -> None:
+        """The library turned out damaged while in use (offer the rebuild), or the disk is
+        full (say where to make room; nothing added is lost)."""
+        if not trouble.damaged:
+            QMessageBox.warning(self, "The disk is full", trouble.message)
+            return
+        self.offer_repair(trouble.damages)
+
+    def offer_repair(self, damages=()) -> bool:
+        """Show what is damaged and offer to rebuild; True when the library is sound after.
+        `damages`: what an error said, for damage the file check does not see."""
+        from app.core.store_health import HealthReport
+        from app.gui.repair_dialog import RepairDialog
+
+        report = self.services.health()
+        if report.ok and damages:
+            report = HealthReport(library=list(damages))
+        if report.ok:
+            return True
+        RepairDialog(self.services, report, self).exec()
+        self.documents.refresh()
+        return self.services.health().ok
+
+    def show_start_notes(self) -> None:
+        """Once, at start: what the data directory's opening had to say (a damaged chats file
+        set aside)."""
+        note = self.services.history.note()
+        if note:
+            QMessageBox.information(self, "Confidant", note)
 
     def _offer_reindex(self, message: str) -> None:
         answer = QMessageBox.question(
