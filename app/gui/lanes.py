@@ -329,12 +329,18 @@ class IngestLane(Lane):
         paths = [str(p) for p in paths]
         return self.submit("ingest", lambda job: self._ingest(paths, job), paths=paths)
 
-    def resume(self) -> Job:
+    def resume(self, queued: Sequence[str] | None = None) -> Job:
         """Finish what an earlier session asked for and did not (closed mid-ingest, crashed,
-        re-index cut short); a job that ends at once if nothing is left."""
+        re-index cut short); a job that ends at once if nothing is left. `queued`: the ingest
+        queue as it was when the window opened. What was dropped since (while the embedder
+        loaded) is its own ingest job's: resumed here too, it was read twice."""
+        earlier = None if queued is None else set(map(str, queued))
 
         def work(job: Job) -> Iterator[object]:
             paths = self.services.ingestor().resumable()
+            if earlier is not None:
+                unfinished = set(self.services.library.unfinished())
+                paths = [p for p in paths if p in earlier or p in unfinished]
             if paths:
                 yield Resuming(tuple(paths))
                 yield from self._ingest(paths, job)

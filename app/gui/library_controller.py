@@ -110,7 +110,7 @@ class LibraryController(QObject):
         """At start: what an earlier session left unfinished says so (not "Cancelled") while
         the embedder loads, then the lane picks it up."""
         self.progress = IngestProgress()
-        self._resume = self.lane.resume()
+        self._resume = self.lane.resume(self.services.ingest_queue.paths())
         self._mark_resuming()
         return self._resume
 

@@ -25,7 +25,7 @@ from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QMessageBox
 
-from tests.gui.helpers import LONG, status_of, wait_ingested
+from tests.gui.helpers import LONG, drop_files, status_of, wait_ingested
 
 ROOT = Path(__file__).resolve().parents[2]
 C, M, L = Qt.DropAction.CopyAction, Qt.DropAction.MoveAction, Qt.DropAction.LinkAction
@@ -363,3 +363,26 @@ def test_a_running_window_comes_to_the_front_when_asked(qtbot, make_window, home
     other = RaiseServer(Path(str(home) + "-other"))  # another library: another name
     assert other.name != server.name
     other.close()
+
+
+def test_files_dropped_while_the_embedder_loads_are_read_once(qtbot, make_window, home, tmp_path):
+    """The start's resume job runs after the embedder has loaded; a drop meanwhile queues the
+    files for its own job. They used to be read by both (the summary said '1 already there')."""
+    from app.core.events import FileDone
+
+    note = tmp_path / "badge.txt"
+    note.write_text("Visitors wear a badge at all times.\n", encoding="utf-8")
+    window = make_window(home)
+    release = threading.Event()
+    window.ingest_lane.submit("hold", _held(release))  # the embedder 'loading'
+    window.start_background_work()
+    done = []
+    window.ingest_lane.event.connect(
+        lambda job, ev: done.append(ev.status) if isinstance(ev, FileDone) else None
+    )
+    drop_files(window, [note])
+    release.set()
+    wait_ingested(qtbot, window, [note])
+    qtbot.waitUntil(lambda: not window.ingest_lane.busy(), timeout=LONG)
+    assert done == ["added"]
+    assert window.documents.progress.counts == {"added": 1}
