@@ -4,7 +4,8 @@ Chroma.
 
 Standalone on purpose: it runs under a separate virtual environment that has LangChain (ours must
 not), and nothing in Confidant imports it. `confidant bench --baseline-langchain DIR
---baseline-python /work/lcvenv/bin/python` starts it and reads the one JSON line it prints:
+--baseline-python VENV/bin/python` (VENV: one with LangChain) starts it and reads the
+one JSON line it prints:
 
     python baseline_langchain.py --pdfs DIR --embedder MODEL_DIR [--qa qa.jsonl] [--k 5]
 """

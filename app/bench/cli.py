@@ -10,7 +10,7 @@ sentence-transformers).
     confidant bench --generate --model M.gguf --prompt-tokens 500,3500 --repeats 3 \
         [--llama-bench PATH]
     confidant bench --gui DIR [--question "..."]
-    confidant bench --baseline-langchain DIR --baseline-python /work/lcvenv/bin/python --qa FILE
+    confidant bench --baseline-langchain DIR --baseline-python VENV/bin/python --qa FILE
 """
 
 from __future__ import annotations

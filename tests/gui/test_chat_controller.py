@@ -158,3 +158,19 @@ def test_a_chat_with_an_answer_on_its_way_says_so_in_the_list(qtbot, tmp_path):
     lane.play(job, _done("Ms Moreau signed it."))
     lane.end(job)
     assert view.list.item(0).text() == "Who signed the lease?"
+
+
+def test_tokens_are_painted_once_per_frame_not_once_each(qtbot, tmp_path):
+    """Forty pieces arriving within one frame are one paint; the next frame's pieces another."""
+    controller, lane, _history, chat = _controller(qtbot, tmp_path)
+    controller.ask("Tell me about the lease.")
+    job = lane.jobs[0]
+    before = chat.flushes
+    lane.play(job, *(TextPiece(f"word{i} ") for i in range(40)))
+    assert chat.flushes == before  # nothing painted yet: the frame timer has not fired
+    qtbot.waitUntil(lambda: chat.flushes == before + 1, timeout=1000)
+    assert chat.bubbles[-1].text == "".join(f"word{i} " for i in range(40))
+    lane.play(job, TextPiece("more."))
+    qtbot.waitUntil(lambda: chat.flushes == before + 2, timeout=1000)
+    qtbot.wait(100)
+    assert chat.flushes == before + 2

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QMessageBox
 from pytestqt.exceptions import TimeoutError
 
 from app.config import load_settings
-from app.core.events import IngestFinished
+from app.core.events import IngestFinished, TextPiece
 from app.gui.chat_view import SourceButton
 from tests.gui.helpers import LONG, drop_files, shot, status_of, wait_answer, wait_ingested
 from tests.pdfmaker import make_pdf
@@ -127,7 +127,7 @@ def test_drop_ask_cite_and_view(qtbot, make_window, home, tmp_path, shots):
 
     pieces = []
     window.model_lane.event.connect(
-        lambda job, ev: pieces.append(ev) if type(ev).__name__ == "TextPiece" else None
+        lambda job, ev: pieces.append(ev) if isinstance(ev, TextPiece) else None
     )
     window.chat.input.setPlainText("What is the Zephyr project budget?")
     qtbot.keyClick(window.chat.input, Qt.Key.Key_Return)
@@ -136,7 +136,7 @@ def test_drop_ask_cite_and_view(qtbot, make_window, home, tmp_path, shots):
     answer = [b for b in window.chat.bubbles if b.role == "assistant"][-1]
     assert answer.text.strip()
     assert answer.sources, "the answer lists its sources"
-    assert 1 <= window.chat.flushes <= len(pieces)  # coalesced: never more paints than tokens
+    assert pieces and window.chat.flushes >= 1  # streamed (coalescing: test_chat_controller)
     assert "·" in window.model_label.text()  # "SmolLM2… · CPU"
     stored = window.services.history.messages(window.conversation)
     assert [m.role for m in stored] == ["user", "assistant"]
