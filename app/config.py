@@ -50,15 +50,30 @@ class Settings:
             "Changing it means re-indexing the library."
         },
     )
+    # "min" and "max" bound a number: a value outside them (or of the wrong type) in a settings
+    # file is named in a problem and the default is used instead (see _coerce).
     gpu_layers: int = field(
         default=-1,
-        metadata={"doc": "Layers offloaded to the GPU; -1: all that fit (Auto), 0: CPU only."},
+        metadata={
+            "doc": "Layers offloaded to the GPU; -1: all that fit (Auto), 0: CPU only.",
+            "min": -1,
+            "max": 999,
+        },
     )
     context_size: int = field(
-        default=4096, metadata={"doc": "Tokens the model sees at once (prompt + answer)."}
+        default=4096,
+        metadata={
+            "doc": "Tokens the model sees at once (prompt + answer).",
+            "min": 512,
+            "max": 131072,
+        },
     )
-    max_answer_tokens: int = field(default=512, metadata={"doc": "Longest answer, in tokens."})
-    sources: int = field(default=5, metadata={"doc": "Number of passages given to the model."})
+    max_answer_tokens: int = field(
+        default=512, metadata={"doc": "Longest answer, in tokens.", "min": 1, "max": 32768}
+    )
+    sources: int = field(
+        default=5, metadata={"doc": "Number of passages given to the model.", "min": 1, "max": 20}
+    )
     only_from_documents: bool = field(
         default=True,
         metadata={
@@ -67,19 +82,69 @@ class Settings:
         },
     )
     temperature: float = field(
-        default=0.2, metadata={"doc": "0 is deterministic; higher is more varied."}
+        default=0.2,
+        metadata={"doc": "0 is deterministic; higher is more varied.", "min": 0.0, "max": 2.0},
     )
     chunk_tokens: int = field(
-        default=200, metadata={"doc": "Passage size in the embedder's tokens."}
+        default=200,
+        metadata={"doc": "Passage size in the embedder's tokens.", "min": 32, "max": 2048},
     )
     chunk_overlap: int = field(
-        default=40, metadata={"doc": "Tokens shared by neighbouring passages."}
+        default=40,
+        metadata={
+            "doc": "Tokens shared by neighbouring passages (fewer than chunk_tokens).",
+            "min": 0,
+            "max": 1024,
+        },
     )
     debug_logging: bool = field(
         default=False,
         metadata={"doc": "Write questions and document text to the log (off: never)."},
     )
+    # Team mode (docs/team-setup.md): each server is optional; empty keeps everything local.
+    library_server: str = field(
+        default="",
+        metadata={
+            "doc": "A Chroma server (chroma run) holding the team's shared library, e.g. "
+            "https://host:8000; empty: the library on this computer."
+        },
+    )
+    library_token: str = field(
+        default="", repr=False, metadata={"doc": "Token for library_server.", "secret": True}
+    )
+    library_path_map: str = field(
+        default="",
+        metadata={
+            "doc": "How this computer's paths map to the team's names of the files, "
+            "'LOCAL=SHARED' pairs separated by ';', e.g. 'Z:\\=//files/docs/'."
+        },
+    )
+    llm_server: str = field(
+        default="",
+        metadata={
+            "doc": "An OpenAI-compatible model server (llama-server, vLLM, TGI), e.g. "
+            "https://host:8080/v1; empty: the GGUF model on this computer."
+        },
+    )
+    llm_api_key: str = field(
+        default="", repr=False, metadata={"doc": "API key for llm_server.", "secret": True}
+    )
+    llm_model: str = field(
+        default="", metadata={"doc": "Model name on llm_server; empty: the one it serves."}
+    )
+    allow_insecure_http: bool = field(
+        default=False,
+        metadata={
+            "doc": "Allow plain http:// to team servers on other machines (documents and "
+            "tokens then cross the network unencrypted)."
+        },
+    )
     locked: frozenset[str] = field(default=frozenset(), metadata={"doc": "Keys IT has locked."})
+    problems: tuple[str, ...] = field(
+        default=(),
+        compare=False,
+        metadata={"doc": "What was wrong in the settings files (defaults used instead)."},
+    )
 
     def with_changes(self, **changes: object) -> Settings:
         """A copy with user changes applied, except to keys IT has locked."""
@@ -95,7 +160,9 @@ class Settings:
         )
 
 
-_FIELD_TYPES = {f.name: f.type for f in fields(Settings) if f.name != "locked"}
+_NOT_SETTINGS = ("locked", "problems")  # fields no settings file sets
+_FIELD_TYPES = {f.name: f.type for f in fields(Settings) if f.name not in _NOT_SETTINGS}
+_FIELDS = {f.name: f for f in fields(Settings)}
 
 
 def data_dir() -> Path:

@@ -153,6 +153,10 @@ class Services:
             if self._engine is None:
                 if self._engine_factory is not None:
                     self._engine = self._engine_factory(self.settings)
+                elif self.settings.llm_server and not self.model_override:
+                    from app.core.team.endpoint import engine_for  # team mode: a model server
+
+                    self._engine = engine_for(self.settings)
                 else:
                     s = self.settings
                     # In a process of its own: see app/core/llm_process.py for why.
