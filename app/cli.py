@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-read every document after a change of embedding model or passage size",
     )
     sub.add_parser("doctor", help="versions, GPU support, models and data directory")
+    from app.cli_models import add_parser as add_models_parser
+
+    add_models_parser(sub)
 
     s = sub.add_parser(
         "repair",
@@ -147,6 +150,13 @@ def _dispatch(args) -> int:
         from app.doctor import run_doctor
 
         return run_doctor(home)
+    if args.command == "models":  # reads model headers and settings; no library, no lock
+        from app.cli_models import run as run_models
+
+        try:
+            return run_models(args, home, UserError)
+        except SettingsError as exc:
+            raise UserError(str(exc)) from None
     try:
         lock = InstanceLock(home, args.command or "self-test").acquire()
     except AlreadyRunning as exc:

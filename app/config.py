@@ -139,6 +139,21 @@ class Settings:
             "tokens then cross the network unencrypted)."
         },
     )
+    # Model downloads (app/core/downloads.py): set in the machine settings only, never by a user.
+    allow_downloads: bool = field(
+        default=True,
+        metadata={
+            "doc": "Let people download a model from the curated list when they ask "
+            "(false: never; nothing is contacted otherwise). Machine settings only."
+        },
+    )
+    model_download_url: str = field(
+        default="",
+        metadata={
+            "doc": "An internal mirror the curated models are fetched from, as "
+            "URL/FILE.gguf; empty: each model's own address. Machine settings only."
+        },
+    )
     locked: frozenset[str] = field(default=frozenset(), metadata={"doc": "Keys IT has locked."})
     problems: tuple[str, ...] = field(
         default=(),
@@ -161,6 +176,7 @@ class Settings:
 
 
 _NOT_SETTINGS = ("locked", "problems")  # fields no settings file sets
+MACHINE_ONLY = ("allow_downloads", "model_download_url")  # a user's settings.toml cannot set
 _FIELD_TYPES = {f.name: f.type for f in fields(Settings) if f.name not in _NOT_SETTINGS}
 _FIELDS = {f.name: f for f in fields(Settings)}
 
@@ -224,7 +240,11 @@ def load_settings(home: Path) -> Settings:
     locked = frozenset(str(k) for k in machine.get("locked", {}).get("keys", []))
     values = _coerce(machine_settings_path(), {k: v for k, v in machine.items() if k != "locked"})
     values.update(
-        {k: v for k, v in _coerce(home / "settings.toml", user).items() if k not in locked}
+        {
+            k: v
+            for k, v in _coerce(home / "settings.toml", user).items()
+            if k not in locked and k not in MACHINE_ONLY
+        }
     )
     return Settings(locked=locked, **values)
 
@@ -236,7 +256,7 @@ def save_settings(home: Path, settings: Settings) -> None:
     data = {
         f.name: getattr(settings, f.name)
         for f in fields(Settings)
-        if f.name != "locked" and f.name not in settings.locked
+        if f.name != "locked" and f.name not in settings.locked and f.name not in MACHINE_ONLY
     }
     target = home / "settings.toml"
     tmp = target.with_suffix(".toml.tmp")

@@ -11,6 +11,7 @@ terminal escapes are answered with "damaged or unsafe" and shown escaped, never 
 from __future__ import annotations
 
 import os
+import re
 import stat
 import struct
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from pathlib import Path
 from app.core.safe_text import printable
 
 MAGIC = b"GGUF"
+_BLOCK = re.compile(r"blk\.(\d{1,6})\.")
 MAX_DEPTH = 4  # arrays of arrays: real files nest at most once
 KEEP_ITEMS = 4096  # arrays longer than this are skipped, not kept (token tables are not kept)
 # ggml type -> (block size in elements, bytes per block); the common ones. Unknown types are
@@ -82,6 +84,20 @@ class GGUFInfo:
     size: int
     tensors: int
     metadata: dict = field(default_factory=dict)
+    params: int = 0  # weights in all tensors (elements)
+    block_bytes: dict[int, int] = field(default_factory=dict)  # bytes of blk.N.* tensors, by N
+    other_bytes: dict[str, int] = field(default_factory=dict)  # bytes of the rest, by tensor name
+    type_bytes: dict[int, int] = field(default_factory=dict)  # bytes by ggml type
+
+    def meta_int(self, key: str, default: int = 0) -> int:
+        """`{architecture}.{key}` as an int (the first item of a per-layer array)."""
+        value = self.metadata.get(f"{self.architecture}.{key}", default)
+        if isinstance(value, list):
+            value = value[0] if value else default
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return default
 
     @property
     def architecture(self) -> str:
@@ -114,6 +130,24 @@ class _Reader:
             raise EOFError
         return data
 
+    def skip_strings(self, count: int, limit: int = 1 << 24) -> None:
+        """Pass over `count` strings, parsing their lengths in memory (a call per string
+        costs a second on a large vocabulary)."""
+        buf, pos = b"", 0
+        for _ in range(count):
+            if pos + 8 > len(buf):
+                buf, pos = buf[pos:] + self.read(min(1 << 20, self.size - self.fh.tell())), 0
+                if len(buf) < 8:
+                    raise EOFError
+            (n,) = struct.unpack_from("<Q", buf, pos)
+            if n > limit:
+                raise ValueError("string too long")
+            pos += 8 + n
+            if pos > len(buf):  # the string runs past what was read: skip its rest
+                self.read(pos - len(buf))
+                buf, pos = b"", 0
+        self.fh.seek(pos - len(buf), os.SEEK_CUR)  # give back what was read ahead
+
     def unpack(self, fmt: str):
         return struct.unpack(fmt, self.read(struct.calcsize(fmt)))[0]
 
@@ -137,6 +171,9 @@ class _Reader:
             keep = keep and count <= KEEP_ITEMS
             if itype in _SCALAR and not keep:  # skip big token tables quickly
                 self.read(struct.calcsize(_SCALAR[itype]) * count)
+                return None
+            if itype == 8 and not keep:  # token and merge tables: hundreds of thousands
+                self.skip_strings(count)
                 return None
             if not keep:
                 for _ in range(count):
@@ -211,8 +248,12 @@ def inspect_gguf(path: str | Path) -> GGUFInfo:
                 meta[key] = r.value(vtype, keep)
             alignment = int(meta.get("general.alignment", 32) or 32)
             ends = []
+            params = 0
+            block_bytes: dict[int, int] = {}
+            other_bytes: dict[str, int] = {}
+            type_bytes: dict[int, int] = {}
             for _ in range(n_tensors):
-                r.string(1 << 16)
+                tname = r.string(1 << 16)
                 n_dims = r.unpack("<I")
                 if n_dims > 8:
                     raise ValueError("too many dimensions")
@@ -222,7 +263,15 @@ def inspect_gguf(path: str | Path) -> GGUFInfo:
                 for d in dims:
                     elements *= d
                 block, nbytes = _TYPE_SIZE.get(ttype, (1, 0))
-                ends.append(offset + (elements // block) * nbytes)
+                tbytes = (elements // block) * nbytes
+                ends.append(offset + tbytes)
+                params += elements
+                type_bytes[ttype] = type_bytes.get(ttype, 0) + tbytes
+                if m := _BLOCK.match(tname):
+                    n = int(m.group(1))
+                    block_bytes[n] = block_bytes.get(n, 0) + tbytes
+                elif len(other_bytes) < 256:
+                    other_bytes[printable(tname, 80)] = tbytes
             data_start = -(-fh.tell() // alignment) * alignment
     except ModelFileError:
         raise
@@ -243,4 +292,6 @@ def inspect_gguf(path: str | Path) -> GGUFInfo:
             f"'{name}' is incomplete: it should be at least {needed:,} bytes but "
             f"is {size:,}. The download was probably cut short: download it again."
         )
-    return GGUFInfo(path, version, size, n_tensors, meta)
+    return GGUFInfo(
+        path, version, size, n_tensors, meta, params, block_bytes, other_bytes, type_bytes
+    )
