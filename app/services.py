@@ -56,7 +56,12 @@ class Services:
     def library(self) -> Library:
         with self._lock:
             if self._library is None:
-                self._library = Library(self.home)
+                if self.settings.library_server:  # team mode: the local library is not opened
+                    from app.core.team.library import library_for
+
+                    self._library = library_for(self.home, self.settings)
+                else:
+                    self._library = Library(self.home)
             return self._library
 
     def health(self) -> HealthReport:
@@ -118,7 +123,9 @@ class Services:
                     embedder.embed,
                     embedder.model_id,
                     load_probes(resources_dir() / "gate" / "probes.txt"),
-                    cache=self.home / "relevance-baseline.json",
+                    # team mode: the team library's baseline, kept beside its replica
+                    cache=getattr(self.library, "replica_dir", self.home)
+                    / "relevance-baseline.json",
                 )
             return self._gate
 
@@ -170,6 +177,11 @@ class Services:
         with self._lock:
             if embedder_path(settings) != embedder_path(self.settings):
                 self._embedder = None
+            if _library_keys(settings) != _library_keys(self.settings):  # team <-> local
+                self._gate = None
+                if self._library is not None:
+                    self._library.close()
+                    self._library = None
             self.settings = settings
 
     def drop_engine(self) -> None:
@@ -189,3 +201,8 @@ class Services:
             if self._history is not None:
                 self._history.close()
                 self._history = None
+
+
+def _library_keys(s: Settings) -> tuple:
+    """The settings that choose which library is open (this computer's or a team server's)."""
+    return (s.library_server, s.library_token, s.library_path_map, s.allow_insecure_http)
