@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--json", action="store_true")
 
+    from app.cli_sources import add_parsers as add_source_parsers
+
+    add_source_parsers(sub)  # sync, sources
+
     s = sub.add_parser("bench", help="measure ingestion, retrieval and generation speed")
     from app.bench.cli import add_arguments
 
@@ -142,14 +146,23 @@ def _dispatch(args) -> int:
         from app.bench.cli import run_bench
 
         return run_bench(args)
+    from app.config import DataDirError
+
     try:
         home = data_dir()
+    except DataDirError as exc:
+        if args.command == "doctor" and exc.path.is_dir():  # the doctor says it, among the rest
+            from app.doctor import run_doctor
+
+            return run_doctor(exc.path)
+        raise UserError(str(exc)) from None
     except OSError as exc:
         raise UserError(f"the data directory cannot be created ({exc}).") from exc
     if args.command == "doctor":
         from app.doctor import run_doctor
 
         return run_doctor(home)
+    _say_settings_problems(home)
     if args.command == "models":  # reads model headers and settings; no library, no lock
         from app.cli_models import run as run_models
 
@@ -172,6 +185,10 @@ def _dispatch(args) -> int:
                 return run_self_test(services)
             if args.command == "repair":
                 return cmd_repair(services, args)
+            if args.command in ("sync", "sources"):
+                from app import cli_sources
+
+                return getattr(cli_sources, f"cmd_{args.command}")(services, args)
             if args.command in ("search", "ask", "list", "remove"):
                 # Finish what a crash left half-done (ingest does this itself, and reports it).
                 services.library.recover()
@@ -190,6 +207,18 @@ def _dispatch(args) -> int:
         raise UserError(str(exc)) from None
     finally:
         lock.release()
+
+
+def _say_settings_problems(home: Path) -> None:
+    """Each value of the settings files that was refused (its default is used), once."""
+    from app.config import load_settings
+
+    try:
+        problems = load_settings(home).problems
+    except SettingsError:
+        return  # a file that cannot be read at all stops the command itself, with its message
+    for problem in problems:
+        print(f"confidant: note: {display(problem)}", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------- commands
@@ -213,9 +242,13 @@ def cmd_ingest(services, args) -> int:
         print("confidant: nothing left to add. Name files or folders to add.", file=sys.stderr)
         return EXIT_OK
     services.ingest_queue.add(given)
+    from app.core.sources import remember
+
+    remember(services.library, given)  # folders are kept in sync from now on (confidant sync)
     paths = given + earlier
+    events = ingestor.run(paths, token)
     try:
-        for event in ingestor.run(paths, token):
+        for event in events:
             if isinstance(event, IngestStarted):
                 total = event.total
                 for path in event.interrupted:
@@ -227,7 +260,14 @@ def cmd_ingest(services, args) -> int:
                 finished, seconds = event, event.seconds
     except KeyboardInterrupt:
         token.cancel()
+        events.close()  # the reader thread and the extraction worker stop here
         services.ingest_queue.discard(paths)  # stopped on purpose: not picked up next time
+        stopped = _forget_stopped(services.library)
+        for path in stopped:
+            print(
+                f"confidant: '{display(path)}' was not finished; add it again to read it.",
+                file=sys.stderr,
+            )
         print("confidant: ingestion stopped; files already added are kept.", file=sys.stderr)
         return 130
     failed = any(f.status == "failed" for f in files)
@@ -256,6 +296,20 @@ def cmd_ingest(services, args) -> int:
             if f.status in ("failed", "skipped"):
                 print(f"  {f.status}: {display(f.path)}: {display(f.error or '')}", file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _forget_stopped(library) -> list[str]:
+    """The files Ctrl-C stopped halfway: what was written of them is dropped and they are
+    marked cancelled (a version already in the library stays), so the next start does not
+    resume them as if the computer had crashed. Returns their paths."""
+    stopped = []
+    for doc in library.documents():
+        if doc.pending and doc.status != "removing":
+            library.abandon_version(
+                doc.id, doc.pending, "cancelled", "Adding was stopped (Ctrl-C) before it finished."
+            )
+            stopped.append(doc.path)
+    return stopped
 
 
 def cmd_search(services, args) -> int:
@@ -322,7 +376,7 @@ def cmd_ask(services, args) -> int:
             elif isinstance(event, SourcesFound):
                 closest, answerable = event.sources, False
             elif isinstance(event, TextPiece) and not args.json:
-                sys.stdout.write(event.text)
+                sys.stdout.write(_terminal_safe(event.text))
                 sys.stdout.flush()
             elif isinstance(event, AnswerFailed):
                 raise UserError(event.message)
@@ -394,7 +448,7 @@ def cmd_list(services, args) -> int:
     if not docs:
         print("The library is empty. Add documents with 'confidant ingest PATH'.", file=sys.stderr)
     for d in docs:
-        extra = f"  ({d.error})" if d.error else ""
+        extra = f"  ({display(d.error)})" if d.error else ""
         print(f"{d.status:<8} {d.chunks:>6} chunks  {display(d.path)}{extra}")
     return EXIT_OK
 
@@ -544,8 +598,17 @@ def _where(hit) -> str:
 
 
 def _snippet(text: str, limit: int) -> str:
+    """A passage on one line, cut to `limit`, its control characters shown as escapes (a
+    document's text must not drive the terminal)."""
     flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    flat = flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return display(flat)
+
+
+def _terminal_safe(text: str) -> str:
+    """Streamed answer text with line breaks and tabs kept, every other control character
+    (an escape sequence quoted from a document) shown as an escape."""
+    return "\n".join("\t".join(display(p) for p in line.split("\t")) for line in text.split("\n"))
 
 
 def _open_window() -> int:

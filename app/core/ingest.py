@@ -149,6 +149,8 @@ class _OpenFile:
     page_total: int = 0
     buffered: int = 0
     ended: bool = False
+    size: int = 0
+    mtime: float = 0.0
 
 
 @dataclass
@@ -300,7 +302,9 @@ class Ingestor:
                     break
                 if isinstance(msg, _Begin):
                     doc_id = self.library.begin_version(msg.path, msg.version, msg.size, msg.mtime)
-                    open_files[msg.i] = _OpenFile(msg.path, doc_id, msg.version, msg.replacing)
+                    open_files[msg.i] = _OpenFile(
+                        msg.path, doc_id, msg.version, msg.replacing, size=msg.size, mtime=msg.mtime
+                    )
                     if msg.i not in started:
                         started.add(msg.i)
                         yield FileStarted(msg.path, msg.i, len(files), msg.size)
@@ -402,6 +406,8 @@ class Ingestor:
                 continue
             with run.timed("committing"):
                 self.library.commit_version(f.doc_id, f.version, f.next_idx, f.pages)
+                # The size and mtime the new version was read at: a sync compares them first.
+                self.library.note_stat(f.doc_id, f.size, f.mtime)
             status = "replaced" if f.replacing else "added"
             run.counts[status] += 1
             run.pages += f.pages
@@ -466,6 +472,7 @@ class Ingestor:
         """Read the file as it is now: True/False as _read_one, or _CHANGED when it changed
         between its hash and its last page (what was sent of it must then be dropped)."""
         name = str(path)
+        st = None
         try:
             st = path.stat()
             kind = sniff(path)  # refuse unsupported files before hashing them
@@ -476,7 +483,8 @@ class Ingestor:
                 reader_revision(path, kind),
             )
         except DocumentError as exc:
-            return put(_Outcome(i, name, exc.status, exc.message, size=_size(path)))
+            size, mtime = (st.st_size, st.st_mtime) if st else (_size(path), 0.0)
+            return put(_Outcome(i, name, exc.status, exc.message, size=size, mtime=mtime))
         except OSError as exc:
             err = UnreadableFile(
                 f"'{path.name}' could not be read ({exc.strerror or exc}). "
@@ -490,6 +498,8 @@ class Ingestor:
             and existing.status == "ready"
             and not existing.pending
         ):
+            if (existing.size, existing.mtime) != (st.st_size, st.st_mtime):  # only touched
+                self.library.note_stat(existing.id, st.st_size, st.st_mtime)
             return put(_Outcome(i, name, "unchanged", chunks=existing.chunks))
         replacing = bool(existing and existing.hash)
         if not put(_Begin(i, name, version, st.st_size, st.st_mtime, replacing)):

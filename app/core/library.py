@@ -60,6 +60,19 @@ CREATE TABLE IF NOT EXISTS chunks (
     text TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, version, idx);
+-- Folders kept in sync (sources.py). Added by a later version: created when an older library
+-- is opened, like every table here.
+CREATE TABLE IF NOT EXISTS sources (
+    path TEXT PRIMARY KEY,
+    added REAL NOT NULL,
+    device INTEGER,            -- st_dev of the folder when last reached (an unplugged drive's
+                               -- mount point is another device, or not there)
+    state TEXT NOT NULL DEFAULT 'online',  -- online | offline | missing
+    paused INTEGER NOT NULL DEFAULT 0,     -- 1: not watched while the window runs
+    last_sync REAL,
+    files INTEGER NOT NULL DEFAULT 0,      -- documents under it at the last sync
+    message TEXT
+);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     text, content='chunks', content_rowid='rowid', tokenize='unicode61 remove_diacritics 2'
 );
@@ -97,6 +110,22 @@ class DocumentRow:
     error: str | None
     chunks: int
     pages: int
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    path: str
+    added: float
+    device: int | None
+    state: str
+    paused: bool
+    last_sync: float | None
+    files: int
+    message: str | None
+
+
+_SOURCE_COLUMNS = "path, added, device, state, paused, last_sync, files, message"
+_SOURCE_FIELDS = frozenset(_SOURCE_COLUMNS.split(", ")[2:])
 
 
 @dataclass(frozen=True)
@@ -365,6 +394,69 @@ class Library:
         )
         return [(i, 1.0 - d) for i, d in zip(result["ids"][0], result["distances"][0], strict=True)]
 
+    # ------------------------------------------------------------------ sources
+    @_turns
+    def sources(self) -> list[SourceRow]:
+        rows = self._db.execute(f"SELECT {_SOURCE_COLUMNS} FROM sources ORDER BY path").fetchall()
+        return [SourceRow(from_sql(r[0]), r[1], r[2], r[3], bool(r[4]), *r[5:]) for r in rows]
+
+    @_turns
+    def add_source(self, path: str, device: int | None) -> bool:
+        """Remember a folder; False when it was known already."""
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO sources (path, added, device) VALUES (?, ?, ?)",
+            (to_sql(path), time.time(), device),
+        )
+        return cur.rowcount > 0
+
+    @_turns
+    def update_source(self, path: str, **values) -> None:
+        unknown = set(values) - _SOURCE_FIELDS
+        if unknown:
+            raise ValueError(f"not a source field: {sorted(unknown)}")
+        if values:
+            sets = ", ".join(f"{k}=?" for k in values)
+            self._db.execute(
+                f"UPDATE sources SET {sets} WHERE path=?", (*values.values(), to_sql(path))
+            )
+
+    @_turns
+    def forget_source(self, path: str) -> bool:
+        """Forget the folder (its documents are the caller's to remove)."""
+        return self._db.execute("DELETE FROM sources WHERE path=?", (to_sql(path),)).rowcount > 0
+
+    def move_document(self, doc_id: int, new_path: str, size: int, mtime: float) -> None:
+        """Point a document at its file's new place (renamed or moved, same bytes): nothing is
+        read or embedded again. The vector that carries the path for repair is updated first;
+        a crash between the two leaves the old path, and the next sync moves it again."""
+        with self._lock:
+            live = self._db.execute("SELECT hash FROM documents WHERE id=?", (doc_id,)).fetchone()
+            if live and live[0] and self._has_vectors():
+                self._settle()
+                first = chunk_id(doc_id, live[0], 0)
+                got = self.collection.get(ids=[first], include=["embeddings", "metadatas"])
+                if got["ids"]:
+                    meta = dict(got["metadatas"][0] or {})
+                    meta["path"] = path_for_meta(new_path)
+                    self.collection.upsert(
+                        ids=[first],
+                        embeddings=np.asarray(got["embeddings"], dtype=np.float32),
+                        metadatas=[meta],
+                    )
+                    self._settle()
+            self._db.execute(
+                "UPDATE documents SET path=?, size=?, mtime=?, updated=? WHERE id=?",
+                (to_sql(new_path), size, mtime, time.time(), doc_id),
+            )
+
+    def note_stat(self, doc_id: int, size: int, mtime: float) -> None:
+        """The file was touched (its bytes unchanged): keep its size and mtime, so the next
+        sync need not hash it again."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE documents SET size=?, mtime=? WHERE id=?", (size, mtime, doc_id)
+            )
+
     # ------------------------------------------------------------------ writing a version
     def begin_version(self, path: str, version: str, size: int, mtime: float) -> int:
         """Start writing a new version of `path`; returns the document id."""
@@ -461,10 +553,10 @@ class Library:
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     (to_sql(path), size, mtime, status, error, time.time()),
                 )
-            elif row.hash is None:
+            elif row.hash is None:  # its size and mtime: a sync reads it again once they change
                 self._db.execute(
-                    "UPDATE documents SET status=?, error=?, updated=? WHERE id=?",
-                    (status, error, time.time(), row.id),
+                    "UPDATE documents SET status=?, error=?, size=?, mtime=?, updated=? WHERE id=?",
+                    (status, error, size, mtime, time.time(), row.id),
                 )
             else:
                 self._db.execute(
