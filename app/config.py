@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import math
 import os
 import sys
 import tomllib
@@ -83,7 +84,7 @@ class Settings:
     )
     temperature: float = field(
         default=0.2,
-        metadata={"doc": "0 is deterministic; higher is more varied.", "min": 0.0, "max": 2.0},
+        metadata={"doc": "0 is deterministic; higher is more varied.", "min": 0, "max": 2},
     )
     chunk_tokens: int = field(
         default=200,
@@ -181,17 +182,55 @@ _FIELD_TYPES = {f.name: f.type for f in fields(Settings) if f.name not in _NOT_S
 _FIELDS = {f.name: f for f in fields(Settings)}
 
 
+class DataDirError(OSError):
+    """The data directory cannot be made or written; the message says which and what to do."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 def data_dir() -> Path:
-    """The data directory: $CONFIDANT_HOME, else the platform's user data dir; created 0700."""
+    """The data directory: $CONFIDANT_HOME, else the platform's user data dir. Made 0700 when
+    Confidant creates it; a folder that was there already keeps its permissions (it may be
+    shared, like a 1777 one: Confidant's own files in it are private anyway). Raises
+    DataDirError when it cannot be made or written."""
     root = os.environ.get("CONFIDANT_HOME")
     if not root:
         import platformdirs  # imported here: the GPU bench machine runs without it
 
         root = platformdirs.user_data_dir(APP_NAME, appauthor=False)
     path = Path(root).expanduser()
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if os.name == "posix":
-        os.chmod(path, 0o700)
+    try:
+        created = not path.exists()
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if created and os.name == "posix":
+            os.chmod(path, 0o700)
+    except OSError as exc:
+        if path.is_dir():  # there, but read-only: said below
+            created = False
+        else:
+            why = "a file of that name is in the way" if path.exists() else exc.strerror or exc
+            raise DataDirError(
+                path,
+                f"Confidant cannot create its data folder {path} ({why}). Set CONFIDANT_HOME "
+                "to a folder you can write to, or free that name.",
+            ) from exc
+    if not path.is_dir():
+        raise DataDirError(
+            path,
+            f"Confidant cannot use {path} as its data folder: it is not a folder. Set "
+            "CONFIDANT_HOME to a folder you can write to.",
+        )
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise DataDirError(
+            path,
+            f"Confidant cannot write to its data folder {path} (read-only): make it writable "
+            "(or mount its disk read-write), or set CONFIDANT_HOME to a folder you can write to.",
+        )
     return path
 
 
@@ -210,17 +249,57 @@ class SettingsError(Exception):
     """A settings file is malformed; the message names the file and the key."""
 
 
-def _coerce(path: Path, table: dict) -> dict:
+def _what_it_must_be(key: str) -> str:
+    kind, meta = _FIELD_TYPES[key], _FIELDS[key].metadata
+    if kind == "bool":
+        return "true or false"
+    if kind == "str":
+        return "text in quotes"
+    noun = "a whole number" if kind == "int" else "a number"
+    if "min" in meta and "max" in meta:
+        return f"{noun} from {meta['min']} to {meta['max']}"
+    return noun
+
+
+def _shown(value: object) -> str:
+    from app.core.safe_text import printable
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return printable(repr(value) if isinstance(value, str) else value, 60)
+
+
+def _valid(key: str, value: object) -> object | None:
+    """The value as the field holds it, or None when it is of the wrong type or out of range."""
+    kind, meta = _FIELD_TYPES[key], _FIELDS[key].metadata
+    expected = {"str": str, "int": int, "bool": bool, "float": (int, float)}[kind]
+    if (isinstance(value, bool) and kind != "bool") or not isinstance(value, expected):
+        return None
+    if kind in ("int", "float"):
+        low, high = meta.get("min", value), meta.get("max", value)
+        if not math.isfinite(value) or not low <= value <= high:
+            return None
+        return float(value) if kind == "float" else value
+    return value
+
+
+def _coerce(path: Path, table: dict, problems: list[str]) -> dict:
+    """The known keys whose values are valid; each other one is named in `problems` (its
+    default is used). Unknown keys, from newer versions, are ignored."""
     out: dict = {}
     for key, value in table.items():
         if key not in _FIELD_TYPES:
-            continue  # unknown keys from newer versions are ignored, not fatal
-        expected = {"str": str, "int": int, "bool": bool, "float": (int, float)}[_FIELD_TYPES[key]]
-        if isinstance(value, bool) and expected is not bool:
-            raise SettingsError(f"{path}: '{key}' should be a {_FIELD_TYPES[key]}, not true/false.")
-        if not isinstance(value, expected):
-            raise SettingsError(f"{path}: '{key}' should be a {_FIELD_TYPES[key]}, got {value!r}.")
-        out[key] = float(value) if _FIELD_TYPES[key] == "float" else value
+            continue
+        good = _valid(key, value)
+        if good is None:
+            default = _FIELDS[key].default
+            instead = _shown(default) if default != "" else "the default"
+            problems.append(
+                f"{path}: '{key}' must be {_what_it_must_be(key)} (it is {_shown(value)}); "
+                f"Confidant uses {instead} until it is fixed."
+            )
+            continue
+        out[key] = good
     return out
 
 
@@ -230,23 +309,46 @@ def _read_toml(path: Path) -> dict:
             return tomllib.load(fh)
     except FileNotFoundError:
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise SettingsError(
+            f"{path}: is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position "
+            f"{exc.start}), so its settings cannot be read. Open it in a text editor and save "
+            "it as UTF-8, or delete it to go back to the defaults."
+        ) from exc
+    except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{path}: cannot be read as TOML ({exc}). Fix or delete it.") from exc
+    except OSError as exc:
+        raise SettingsError(
+            f"{path}: cannot be read ({exc.strerror or exc}). Check its permissions, or delete it."
+        ) from exc
 
 
 def load_settings(home: Path) -> Settings:
     machine = _read_toml(machine_settings_path())
     user = _read_toml(home / "settings.toml")
     locked = frozenset(str(k) for k in machine.get("locked", {}).get("keys", []))
-    values = _coerce(machine_settings_path(), {k: v for k, v in machine.items() if k != "locked"})
+    problems: list[str] = []
+    values = _coerce(
+        machine_settings_path(), {k: v for k, v in machine.items() if k != "locked"}, problems
+    )
     values.update(
         {
             k: v
-            for k, v in _coerce(home / "settings.toml", user).items()
+            for k, v in _coerce(home / "settings.toml", user, problems).items()
             if k not in locked and k not in MACHINE_ONLY
         }
     )
-    return Settings(locked=locked, **values)
+    default_overlap = _FIELDS["chunk_overlap"].default
+    tokens = values.get("chunk_tokens", _FIELDS["chunk_tokens"].default)
+    overlap = values.get("chunk_overlap", default_overlap)
+    if overlap >= tokens:
+        use = min(default_overlap, tokens // 5)
+        problems.append(
+            f"settings: 'chunk_overlap' must be smaller than 'chunk_tokens' (it is {overlap}, "
+            f"'chunk_tokens' is {tokens}); Confidant uses {use} until it is fixed."
+        )
+        values["chunk_overlap"] = use
+    return Settings(locked=locked, problems=tuple(problems), **values)
 
 
 def save_settings(home: Path, settings: Settings) -> None:
@@ -256,7 +358,9 @@ def save_settings(home: Path, settings: Settings) -> None:
     data = {
         f.name: getattr(settings, f.name)
         for f in fields(Settings)
-        if f.name != "locked" and f.name not in settings.locked and f.name not in MACHINE_ONLY
+        if f.name not in _NOT_SETTINGS
+        and f.name not in settings.locked
+        and f.name not in MACHINE_ONLY
     }
     target = home / "settings.toml"
     tmp = target.with_suffix(".toml.tmp")
