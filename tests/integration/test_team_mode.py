@@ -1,0 +1,226 @@
+"""Team mode end to end: a real Chroma server and a real OpenAI-compatible model server on
+127.0.0.1, and two data directories as two workstations. One adds documents, the other
+searches and asks; each server is killed mid-work and started again."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+
+from app.config import Settings
+from app.core.cancel import CancelToken
+from app.core.events import AnswerDone, AnswerFailed, TextPiece
+from app.core.team.http import ServerUnavailable
+from app.services import Services
+from tests.integration.team_servers import chroma_server, missing_extras, model_server
+from tests.pdfmaker import pdf_bytes
+
+pytestmark = pytest.mark.slow
+
+if why := missing_extras():
+    pytest.skip(why, allow_module_level=True)
+
+TOKEN = "lib-7d1e-secret-token"
+KEY = "llm-51aa-secret-key"
+PAGES = {
+    "contract.pdf": [
+        "Service agreement. The notice period for contract ZX-4471-PELICAN is thirty days.",
+        "Either party may end the agreement in writing. Invoices are due within 45 days.",
+    ],
+    "handbook.pdf": [
+        "Fire safety. When the alarm sounds, gather at the car park behind building C.",
+        "Holidays. Employees receive twenty five days of paid leave each year.",
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    root = tmp_path_factory.mktemp("team-servers")
+    chroma, library_url = chroma_server(root / "chroma", root / "chroma.log")
+    model, llm_url = model_server(root / "model.log")
+    chroma.start()
+    model.start()
+    yield {"chroma": chroma, "model": model, "library": library_url, "llm": llm_url}
+    chroma.kill()
+    model.kill()
+
+
+@pytest.fixture
+def team(servers, tmp_path, monkeypatch, embedder):
+    """Two workstations (data dirs A and B) on the servers, with a shared folder of PDFs."""
+    import app.services as services
+
+    monkeypatch.setattr(services, "Embedder", lambda path: embedder)
+    share = tmp_path / "share"
+    share.mkdir()
+    for name, pages in PAGES.items():
+        (share / name).write_bytes(pdf_bytes(pages))
+    settings = Settings(
+        library_server=servers["library"],
+        library_token=TOKEN,
+        llm_server=servers["llm"],
+        llm_api_key=KEY,
+        max_answer_tokens=64,
+        temperature=0.0,
+    )
+    a, b = tmp_path / "A", tmp_path / "B"
+    a.mkdir()
+    b.mkdir()
+    made = [Services(a, settings), Services(b, settings)]
+    yield made[0], made[1], share
+    for s in made:  # each test starts from an empty team library
+        try:
+            for d in s.library.documents():
+                s.library.remove(d.path)
+        except ServerUnavailable:
+            pass
+        s.close()
+
+
+def ingest(services: Services, *paths) -> dict[str, str]:
+    done = {}
+    for event in services.ingestor().run([str(p) for p in paths], CancelToken()):
+        if type(event).__name__ == "FileDone":
+            done[event.path] = event.status
+    return done
+
+
+def ask(services: Services, question: str, on_piece=None) -> list:
+    events = []
+    for event in services.chat().ask(question, CancelToken()):
+        events.append(event)
+        if isinstance(event, TextPiece) and on_piece is not None:
+            on_piece()
+            on_piece = None
+    return events
+
+
+def test_added_on_one_workstation_searched_and_asked_on_the_other(team, caplog):
+    caplog.set_level(logging.DEBUG)
+    a, b, share = team
+    assert set(ingest(a, share).values()) == {"added"}
+    docs = {d.path: d for d in b.library.documents()}
+    assert set(docs) == {str(share / n) for n in PAGES}
+    assert all(d.status == "ready" and d.chunks >= 2 for d in docs.values())
+    # keyword half: a code no embedding knows is found by the replica's BM25 index
+    keyword = b.library.keyword_search("ZX-4471-PELICAN", 3)
+    assert keyword and b.library.hits_for_ids(keyword[:1])[keyword[0]].page == 1
+    hits = b.retriever().search("where do we gather when the fire alarm goes off", 3)
+    assert (hits[0].path, hits[0].page) == (str(share / "handbook.pdf"), 1)
+    events = ask(b, "What is the notice period for contract ZX-4471-PELICAN?")
+    done = events[-1]
+    assert isinstance(done, AnswerDone), events[-1]
+    assert done.answer and done.stats.model == "SmolLM2-135M-Instruct.Q4_1"
+    assert done.sources[0].hit.path == str(share / "contract.pdf")
+    # team mode never opens or creates the local library
+    for home in (a.home, b.home):
+        assert not (home / "library.sqlite3").exists() and not (home / "library").exists()
+    assert TOKEN not in caplog.text and KEY not in caplog.text
+    assert TOKEN not in repr(a.settings) and KEY not in repr(a.settings)
+
+
+def test_same_file_from_two_workstations_is_one_document_and_removal_is_seen_by_all(team):
+    a, b, share = team
+    results = {}
+    threads = [
+        threading.Thread(target=lambda s=s: results.__setitem__(s, ingest(s, share)))
+        for s in (a, b)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert len(a.library.documents()) == len(PAGES) == len(b.library.documents())
+    assert a.library.verify() == []
+    ingest(b, share)  # again: nothing changed, nothing written
+    assert {d.chunks for d in a.library.documents()} == {d.chunks for d in b.library.documents()}
+    assert b.retriever().search("ZX-4471-PELICAN notice period", 1)
+    assert a.library.remove(str(share / "contract.pdf"))
+    found = {h.path for h in b.retriever().search("ZX-4471-PELICAN notice period", 5)}
+    assert str(share / "contract.pdf") not in found
+    assert [d.path for d in b.library.documents()] == [str(share / "handbook.pdf")]
+
+
+def test_two_versions_written_at_once_leave_one_whole_version(team, tmp_path):
+    """Two workstations mount the share at different places (library_path_map) and add two
+    different versions of the same file at the same moment."""
+    a, b, _share = team
+    mounts = {}
+    for s, text in ((a, "Version one says the deposit is 100 euros."), (b, "Version two.")):
+        mount = tmp_path / f"mount-{s.home.name}"
+        mount.mkdir()
+        (mount / "terms.pdf").write_bytes(pdf_bytes([text * 30, text * 30, text]))
+        s.apply_settings(s.settings.with_changes(library_path_map=f"{mount}/=//files/docs/"))
+        mounts[s] = mount
+    threads = [threading.Thread(target=ingest, args=(s, mounts[s])) for s in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    docs_a, docs_b = a.library.documents(), b.library.documents()
+    assert len(docs_a) == len(docs_b) == 1
+    assert docs_a[0].path == str(mounts[a] / "terms.pdf")  # each sees its own mount
+    assert docs_b[0].path == str(mounts[b] / "terms.pdf")
+    assert docs_a[0].hash == docs_b[0].hash and a.library.verify() == []
+    hits = b.retriever().search("deposit version", 10)
+    assert len({h.text.split(" says")[0][:11] for h in hits}) == 1  # one version's text only
+
+
+def test_library_server_killed_mid_work_then_back(team, servers):
+    a, b, share = team
+    ingest(a, share)
+    servers["chroma"].kill()
+    try:
+        with pytest.raises(ServerUnavailable, match="cannot be reached"):
+            b.retriever().search("notice period", 3)
+        events = ask(b, "What is the notice period?")
+        assert isinstance(events[-1], AnswerFailed)
+        assert "team library" in events[-1].message and "cannot be reached" in events[-1].message
+        assert TOKEN not in events[-1].message
+    finally:
+        servers["chroma"].start()  # same data, same port
+    hits = b.retriever().search("notice period ZX-4471-PELICAN", 3)
+    assert hits and hits[0].path == str(share / "contract.pdf")
+
+
+def test_model_server_killed_mid_answer_then_the_next_question_works(team, servers):
+    a, b, share = team
+    ingest(a, share)
+    try:
+        events = ask(
+            b,
+            "Explain the notice period of the service agreement in detail.",
+            on_piece=servers["model"].kill,
+        )
+        failed = events[-1]
+        assert isinstance(failed, AnswerFailed), failed
+        assert "stopped answering" in failed.message and KEY not in failed.message
+    finally:
+        servers["model"].start()
+    assert isinstance(ask(b, "What is the notice period?")[-1], AnswerDone)
+
+
+def test_servers_down_at_start(tmp_path, embedder, monkeypatch):
+    """Nothing connects while the services are built (the window opens); the first use says
+    which server cannot be reached."""
+    import app.services as services
+
+    monkeypatch.setattr(services, "Embedder", lambda path: embedder)
+    from tests.integration.team_servers import free_port
+
+    port = free_port()
+    s = Services(
+        tmp_path,
+        Settings(
+            library_server=f"http://127.0.0.1:{port}", llm_server=f"http://127.0.0.1:{port}/v1"
+        ),
+    )
+    with pytest.raises(ServerUnavailable, match=f"127.0.0.1:{port} cannot be reached"):
+        s.library.documents()
+    events = list(s.chat().ask("anything", CancelToken()))
+    assert isinstance(events[-1], AnswerFailed) and "cannot be reached" in events[-1].message
+    s.close()
+    assert not (tmp_path / "library.sqlite3").exists()
