@@ -28,7 +28,14 @@ from app.core.documents.docx import read_docx
 from app.core.documents.html import read_html
 from app.core.documents.markdown import read_markdown
 from app.core.documents.pdf import read_pdf
-from app.core.documents.text import SAMPLE_BYTES, binary_error, detect_encoding, read_text
+from app.core.documents.text import (
+    SAMPLE_BYTES,
+    binary_error,
+    detect_encoding,
+    nul_run_beyond,
+    nul_run_error,
+    read_text,
+)
 
 __all__ = [
     "LOADERS",
@@ -88,13 +95,42 @@ def _unsupported(path: str | os.PathLike[str], what: str) -> UnsupportedFormat:
     )
 
 
-def _sniff_zip(path: str | os.PathLike[str], f) -> str:
+def _is_text(head: bytes, size: int) -> bool:
+    return detect_encoding(head, len(head) >= size or len(head) < SAMPLE_BYTES) is not None
+
+
+# What every PDF has besides its "%PDF-" header: numbered objects, and an end-of-file marker.
+_PDF_OBJECT = re.compile(rb"\d+\s+\d+\s+obj\b")
+_PDF_TAIL = (b"%%EOF", b"startxref")
+
+
+def _pdf_or_text(f, head: bytes, size: int, suffix: str) -> bool:
+    """Whether a file with "%PDF" in its first KB is a PDF. In a file named as text (.txt, .md,
+    .csv, .html...) that reads as text and has none of a PDF's structure, "%PDF" is only words
+    (notes about PDFs): it is text. Any other name, or a trace of PDF structure, and it is a
+    PDF, read (or refused as damaged) by the PDF reader."""
+    if suffix not in TEXT_SUFFIXES | HTML_SUFFIXES or not _is_text(head, size):
+        return True
+    if _PDF_OBJECT.search(head):
+        return True
+    f.seek(max(0, size - 2048))
+    tail = f.read(2048)
+    f.seek(len(head))
+    return any(marker in tail for marker in _PDF_TAIL)
+
+
+def _sniff_zip(path: str | os.PathLike[str], f, head: bytes, size: int) -> str | None:
+    """The ZIP-based format of the file, or None for text that merely starts like a ZIP (a
+    file named as text whose bytes are text and that no ZIP reader can open)."""
     suffix = Path(path).suffix.lower()
     try:
         f.seek(0)
         with zipfile.ZipFile(f) as zf:
             names = set(zf.namelist())
     except Exception as exc:  # BadZipFile, or a damaged directory that trips zipfile itself
+        if suffix in TEXT_SUFFIXES | HTML_SUFFIXES and _is_text(head, size):
+            f.seek(len(head))
+            return None
         if suffix == ".docx":
             raise corrupt(
                 path, "Word document", "Open it in Word, save it again as .docx, and add it again."
@@ -141,10 +177,16 @@ def _sniff(path: str | os.PathLike[str]) -> str:
     f, size = open_binary(path)
     with f:
         head = read_head(f, path, SAMPLE_BYTES)
-        if b"%PDF" in head[:1024]:
+        if b"%PDF" in head[:1024] and _pdf_or_text(f, head, size, suffix):
             return "pdf"
         if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
-            return _sniff_zip(path, f)
+            kind = _sniff_zip(path, f, head, size)
+            if kind is not None:
+                return kind
+        return _sniff_text(path, f, head, size, suffix)
+
+
+def _sniff_text(path: str | os.PathLike[str], f, head: bytes, size: int, suffix: str) -> str:
     if suffix == ".docx":
         raise CorruptDocument(
             f"{quoted(path)} is named .docx but is not a Word document. It may be damaged or an "
@@ -165,6 +207,9 @@ def _sniff(path: str | os.PathLike[str]) -> str:
         if head.startswith(b"MZ"):
             raise _unsupported(path, "a program")
         raise binary_error(path)
+    at = nul_run_beyond(f, path, size, len(head))
+    if at is not None:
+        raise nul_run_error(path, at)
     encoding, skip = found
     start = head[skip : skip + 8192].decode(encoding, errors="replace").lstrip()
     if suffix in HTML_SUFFIXES:

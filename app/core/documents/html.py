@@ -196,12 +196,20 @@ def _encoding(data: bytes) -> tuple[str, int] | None:
     if found is not None and found[1]:  # a byte-order mark wins
         return found
     m = _META_CHARSET.search(data[:4096])
+    if m is None:  # a page in EBCDIC declares it in EBCDIC: read the start as such
+        ebcdic = _ebcdic_declaration(data[:4096])
+        if ebcdic is not None:
+            return ebcdic, 0
     if m:
         try:
             info = codecs.lookup(m.group(1).decode("ascii"))
             # bytes-to-bytes codecs such as "uu" or "base64" are not page encodings
             declared = info.name if getattr(info, "_is_text_encoding", True) else None
         except (LookupError, UnicodeDecodeError):
+            declared = None
+        if declared and not _ascii_compatible(declared):
+            # The declaration was read as ASCII, so the page is not in the EBCDIC (or other
+            # ASCII-incompatible) encoding it names: decoding it so would make it mojibake.
             declared = None
         if declared in ("latin-1", "iso8859-1", "ascii"):
             declared = "cp1252"  # what browsers do, too
@@ -212,6 +220,34 @@ def _encoding(data: bytes) -> tuple[str, int] | None:
             except (UnicodeDecodeError, LookupError):
                 pass
     return found
+
+
+def _ascii_compatible(encoding: str) -> bool:
+    """Whether the encoding writes ASCII text as ASCII (not EBCDIC, UTF-7 and the like)."""
+    sample = '<meta charset="x">'
+    try:
+        return sample.encode(encoding) == sample.encode("ascii")
+    except (UnicodeError, LookupError):
+        return False
+
+
+# EBCDIC code pages Python can decode; a page written in one of them is found by reading its
+# start in the common one (cp037): the tags and the declaration are the same bytes in all.
+_EBCDIC = frozenset({"cp037", "cp273", "cp424", "cp500", "cp875", "cp1026", "cp1140"})
+
+
+def _ebcdic_declaration(start: bytes) -> str | None:
+    """The EBCDIC code page an EBCDIC page declares in its <meta charset>, or None."""
+    if b"\x4c" not in start:  # "<" in EBCDIC
+        return None
+    m = _META_CHARSET.search(start.decode("cp037", errors="replace").encode("ascii", "replace"))
+    if m is None:
+        return None
+    try:
+        name = codecs.lookup(m.group(1).decode("ascii")).name
+    except (LookupError, UnicodeDecodeError):
+        return None
+    return name if name in _EBCDIC else None
 
 
 def nesting_cost(markup: str) -> int:

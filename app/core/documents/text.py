@@ -6,6 +6,11 @@ The encoding is decided from the first 64 KB: a byte-order mark, else strict UTF
 best single-byte guess (Windows-1252 preferred when plausible, then charset-normalizer), else
 Latin-1, which never fails. The file is then decoded incrementally in blocks and handed out as
 pieces of about 64 KB, cut at a line break or a space so no word is split.
+
+Text holds no long run of zero bytes (even UTF-16 and UTF-32 have at most three in a row), but
+a disk image or a sparse file can start with text and go on with gigabytes of them. So besides
+the first 64 KB, the middle and the end of a file are sampled before it is accepted, and every
+block read afterwards is checked too: reading stops at the first such run, with a message.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from app.core.documents.base import EmptyDocument, Page, UnsupportedFormat
 SAMPLE_BYTES = 64 * 1024
 PIECE_CHARS = 64 * 1024
 BLOCK_BYTES = 64 * 1024
+NUL_RUN = b"\x00" * 64  # zero bytes in a row that no text file holds
+PROBE_BYTES = 4096  # read at the middle and at the end of a file larger than the sample
 
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32-le"),
@@ -150,6 +157,47 @@ def binary_error(path: str | os.PathLike[str]) -> UnsupportedFormat:
     )
 
 
+def nul_run_error(path: str | os.PathLike[str], offset: int) -> UnsupportedFormat:
+    return UnsupportedFormat(
+        f"{quoted(path)} starts as text but holds binary data further on (a long run of zero "
+        f"bytes at about {offset / 1e6:.1f} MB), so it is not a text file and was not read. "
+        "If it should be text, it is damaged: save it again from the program that made it."
+    )
+
+
+def nul_run_beyond(f, path: str | os.PathLike[str], size: int, start: int) -> int | None:
+    """Where a long run of zero bytes lies in the middle or at the end of a file whose first
+    `start` bytes were looked at already; None when neither holds one. Leaves `f` at `start`."""
+    try:
+        for at in (size // 2, size - PROBE_BYTES):
+            if at < start:
+                continue
+            f.seek(at)
+            probe = read_head(f, path, PROBE_BYTES)
+            found = probe.find(NUL_RUN)
+            if found != -1:
+                return at + found
+        return None
+    finally:
+        f.seek(start)
+
+
+class _NulWatch:
+    """Finds a run of zero bytes in a stream of blocks, a run cut across two blocks included."""
+
+    def __init__(self, start: int, tail: bytes = b"") -> None:
+        self.offset = start
+        self.tail = tail[-(len(NUL_RUN) - 1) :]
+
+    def check(self, block: bytes) -> int | None:
+        joined = self.tail + block
+        found = joined.find(NUL_RUN)
+        at = None if found == -1 else self.offset - len(self.tail) + found
+        self.offset += len(block)
+        self.tail = joined[-(len(NUL_RUN) - 1) :]
+        return at
+
+
 def _cut(buf: str, target: int) -> int:
     """Where to end a piece: after the last line break, else space, in its second half."""
     i = buf.rfind("\n", target // 2, target)
@@ -168,6 +216,9 @@ def open_text(path: str | os.PathLike[str]):
         found = detect_encoding(sample, len(sample) >= size or len(sample) < SAMPLE_BYTES)
         if found is None:
             raise binary_error(path)
+        at = nul_run_beyond(f, path, size, len(sample))
+        if at is not None:
+            raise nul_run_error(path, at)
     except BaseException:
         f.close()
         raise
@@ -180,6 +231,7 @@ def read_text(path: str | os.PathLike[str]) -> Iterator[Page]:
     """Yield the file's text in pieces of about 64 KB, as Page(None, text)."""
     f, encoding, head = open_text(path)
     with f:
+        watch = _NulWatch(f.tell(), head)
         decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
         buf = decoder.decode(head)
         del head  # the sample is in the decoder now; do not keep a second copy
@@ -187,6 +239,9 @@ def read_text(path: str | os.PathLike[str]) -> Iterator[Page]:
         done = False
         while not done:
             block = read_head(f, path, BLOCK_BYTES)
+            at = watch.check(block)
+            if at is not None:
+                raise nul_run_error(path, at)
             done = not block
             buf += decoder.decode(block, final=done)
             while len(buf) >= PIECE_CHARS:
