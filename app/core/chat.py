@@ -27,8 +27,8 @@ from app.core.events import (
 )
 from app.core.gguf_check import ModelFileError
 from app.core.llm import Generated, LlamaEngine, PromptTooLong
-from app.core.prompt import NOT_FOUND, system_prompt, user_message
-from app.core.retrieval import Retriever, pack
+from app.core.prompt import NOT_FOUND, assemble, system_prompt
+from app.core.retrieval import Retriever
 
 log = logging.getLogger(__name__)
 
@@ -90,25 +90,23 @@ class ChatSession:
             yield AnswerFailed(f"The model could not be loaded: {exc}")
             return
 
-        system = system_prompt(strict)
-        budget = (
-            engine.n_ctx
-            - self.settings.max_answer_tokens
-            - engine.count_tokens(system)
-            - engine.count_tokens(question)
-            - 64
+        # Counting, defusing and packing happen where the tokenizer is: one call to the model's
+        # process (engines without assemble(), such as the test fakes, run it here).
+        args = (
+            system_prompt(strict),
+            question,
+            list(history),
+            hits,
+            self.settings.max_answer_tokens,
+            self.settings.sources,
         )
-        history_msgs = self._history_messages(engine, history, budget // 4)
-        budget -= sum(engine.count_tokens(m["content"]) + 8 for m in history_msgs)
-        packed = pack(hits, engine.count_tokens, budget)[: self.settings.sources]
+        if hasattr(engine, "assemble"):
+            messages, packed = engine.assemble(*args)
+        else:
+            messages, packed = assemble(engine, *args)
         sources = tuple(Source(n, h) for n, h in enumerate(packed, start=1))
         if hits:
             yield SourcesFound(sources)
-        messages = [
-            {"role": "system", "content": system},
-            *history_msgs,
-            {"role": "user", "content": user_message(question, sources, engine.neutralize)},
-        ]
         pieces: list[str] = []
         first_token_at = None
         try:
@@ -158,17 +156,3 @@ class ChatSession:
         except Exception:
             log.exception("the citation check failed")
             return ()
-
-    @staticmethod
-    def _history_messages(engine: LlamaEngine, history: Sequence[Turn], budget: int) -> list[dict]:
-        """The most recent turns that fit in `budget` tokens, oldest first."""
-        kept: list[dict] = []
-        used = 0
-        for turn in reversed(history):
-            q, a = engine.neutralize(turn.question), engine.neutralize(turn.answer)
-            cost = engine.count_tokens(q) + engine.count_tokens(a) + 16
-            if used + cost > budget:
-                break
-            kept[:0] = [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
-            used += cost
-        return kept

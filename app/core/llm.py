@@ -323,6 +323,13 @@ class LlamaEngine:
                 tokens.insert(0, bos)
         return tokens
 
+    def assemble(self, system, question, history, hits, max_answer_tokens, sources):
+        """The conversation and the hits it quotes, counted and defused in this model's tokens
+        (prompt.assemble): one call from the chat session, wherever this engine runs."""
+        from app.core.prompt import assemble
+
+        return assemble(self, system, question, history, hits, max_answer_tokens, sources)
+
     def neutralize(self, text: str) -> str:
         """Make untrusted text (documents, questions) unable to spell the model's control
         tokens (<|im_end|>, <|start_header_id|>...): a zero-width space breaks each occurrence."""

@@ -238,6 +238,17 @@ class EngineProcess:
     def neutralize(self, text: str) -> str:
         return self._call("neutralize", text)
 
+    def assemble(self, system, question, history, hits, max_answer_tokens, sources):
+        """As LlamaEngine.assemble, in one round trip (it used to take one per string)."""
+        if not self.loaded:
+            self.load()
+        # Plain pairs cross the pipe: unpickling chat.Turn would import the chat module (and
+        # the library's) into the model's process.
+        pairs = [(t.question, t.answer) if hasattr(t, "question") else tuple(t) for t in history]
+        return self._call(
+            "assemble", system, question, pairs, list(hits), max_answer_tokens, sources
+        )
+
     def generate(
         self,
         prompt: str,

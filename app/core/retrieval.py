@@ -12,7 +12,7 @@ which is what the relevance gate and the user see.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -75,18 +75,6 @@ def merge_neighbours(hits: Sequence[Hit]) -> list[Hit]:
         else:
             merged.append(hit)
     return merged
-
-
-def pack(hits: Sequence[Hit], count_tokens: Callable[[str], int], budget: int) -> list[Hit]:
-    """The best hits whose text fits in `budget` tokens (counted by the LLM's tokenizer)."""
-    packed, used = [], 0
-    for hit in hits:
-        cost = count_tokens(hit.text) + 24  # the source's header line
-        if used + cost > budget:
-            continue
-        packed.append(hit)
-        used += cost
-    return packed
 
 
 class Retriever:
