@@ -164,12 +164,6 @@ def fts_terms(text: str) -> list[str]:
     return list(dict.fromkeys(kept))[:32]
 
 
-def fts_query(text: str) -> str | None:
-    """A safe FTS5 query (OR of quoted words, stop words dropped) or None if nothing is left."""
-    unique = fts_terms(text)
-    return " OR ".join(f'"{w}"' for w in unique) if unique else None
-
-
 COMMON_TERM_SHARE = 0.05
 COMMON_TERM_MIN = 2000
 """A word found in more than this share of chunks (and in more than COMMON_TERM_MIN of them:

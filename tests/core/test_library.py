@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from app.core.library import ChunkRecord, EmbedderMismatch, Library, fts_query
+from app.core.library import ChunkRecord, EmbedderMismatch, Library, fts_terms
 from app.core.row_writer import RowWriter
 
 
@@ -210,9 +210,13 @@ def test_vectors_of_two_models_are_never_mixed(lib):
     assert lib.verify() == [] and lib.chunk_count() == 0
 
 
-def test_fts_query_survives_syntax_characters():
-    assert fts_query('"Tax" AND (forms) NEAR* tax') == '"tax" OR "forms" OR "near"'
-    assert fts_query("   ?!  ") is None
+def test_keyword_search_survives_fts_syntax_characters(lib):
+    assert fts_terms('"Tax" AND (forms) NEAR* tax') == ["tax", "forms", "near"]
+    assert fts_terms("   ?!  ") == []
+    ingest(lib, "/tax.txt", "v1", ["Tax forms are due in April."])
+    hits = lib.keyword_search_scored('"Tax" AND (forms) NEAR* tax', 5)  # FTS5 syntax, as words
+    assert len(hits) == 1 and hits[0][1] > 0
+    assert lib.keyword_search_scored("   ?!  ", 5) == []
 
 
 def test_words_in_most_chunks_do_not_flood_the_keyword_search(lib, monkeypatch):
