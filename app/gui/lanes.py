@@ -79,6 +79,13 @@ class LibrarySnapshot:
 
 
 @dataclass(frozen=True)
+class SourcesSnapshot:
+    """The source folders (library.SourceRow), read on the ingest lane."""
+
+    sources: tuple
+
+
+@dataclass(frozen=True)
 class Resuming:
     """An earlier session's unfinished requests are being picked up (see ingest_queue.py)."""
 
@@ -368,6 +375,44 @@ class IngestLane(Lane):
             yield from self._ingest(paths, job)
 
         return self.submit("ingest", work, paths=[], reindex=True)
+
+    def sync(self, roots: Sequence[str] | None = None, prune: bool = False) -> Job:
+        """Reconcile the source folders (all, or `roots`) with the library (sources.py).
+        Unchanged files are counted, not sent one by one: a 20,000-file folder would flood the
+        GUI thread with events that change nothing on screen."""
+        from app.core.sources import SyncFinished, reconcile
+
+        roots = list(roots) if roots is not None else None
+
+        def work(job: Job) -> Iterator[object]:
+            last = time.monotonic()
+            ingestor = self.services.ingestor()
+            for item in reconcile(self.services.library, ingestor, job.cancel, roots, prune):
+                if isinstance(item, FileDone) and item.status == "unchanged":
+                    continue
+                yield item
+                now = time.monotonic()
+                if isinstance(item, SyncFinished) or now - last > self.SNAPSHOT_EVERY_S * 5:
+                    last = now
+                    yield self.snapshot()
+
+        return self.submit("sync", work, roots=roots, prune=prune)
+
+    def forget_source(self, path: str) -> Job:
+        from app.core.sources import forget
+
+        def work(job: Job) -> Iterator[object]:
+            for _ in forget(self.services.library, path):
+                pass
+            yield self.snapshot()
+            yield SourcesSnapshot(tuple(self.services.library.sources()))
+
+        return self.submit("remove", work, paths=[path])
+
+    def sources(self) -> Job:
+        return self.submit(
+            "refresh", lambda job: iter([SourcesSnapshot(tuple(self.services.library.sources()))])
+        )
 
     def refresh(self) -> Job:
         return self.submit("refresh", lambda job: iter([self.snapshot()]))

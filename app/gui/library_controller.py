@@ -15,7 +15,14 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.core.events import FileDone, FileProgress, FileStarted, IngestFinished, IngestStarted
 from app.gui.ingest_progress import IngestProgress
-from app.gui.lanes import IngestBlocked, Job, LibrarySnapshot, Resuming, StoreTrouble
+from app.gui.lanes import (
+    IngestBlocked,
+    Job,
+    LibrarySnapshot,
+    Resuming,
+    SourcesSnapshot,
+    StoreTrouble,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +56,8 @@ class LibraryController(QObject):
     failed = Signal(str)  # a run could not go on: the window shows a dialog
     reindex_offered = Signal(str)  # ingestion refused: the library needs a re-index
     store_trouble = Signal(object)  # a StoreTrouble: damaged (offer the rebuild) or disk full
+    prune_offered = Signal(str, str)  # a source folder is missing: folder, sentence (confirm)
+    _watched = Signal(object)  # the watcher's thread: these sources changed
 
     def __init__(self, services, lane, view, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -66,6 +75,53 @@ class LibraryController(QObject):
         lane.failed.connect(self._failed)
         lane.finished.connect(self._finished)
         view.cancel_requested.connect(self.cancel)
+        self.sources_view = None
+        self.watcher = None
+        self._watched.connect(self._sources_changed)
+
+    # ------------------------------------------------------------------ source folders
+    def attach_sources(self, sources_view) -> None:
+        """Show the folders kept in sync there, and watch them while the window runs."""
+        from app.core.watcher import SourceWatcher
+
+        self.sources_view = sources_view
+        sources_view.sync_requested.connect(self.sync)
+        sources_view.pause_requested.connect(self.set_paused)
+        sources_view.forget_requested.connect(self.forget_source)
+        # Called on the watcher's thread: the signal takes it to this one.
+        self.watcher = SourceWatcher(self._watched.emit, ignore=[str(self.services.home)])
+        self.lane.sources()
+
+    def sync(self, roots=None, prune: bool = False) -> Job:
+        if not self.lane.busy("ingest") and not self.lane.busy("sync"):
+            self.progress = IngestProgress()
+        return self.lane.sync(roots, prune)
+
+    def _sources_changed(self, roots) -> None:
+        if self._closing:
+            return
+        pending = [j for j in self.lane.jobs if j.kind == "sync" and not j.started]
+        if any(j.data.get("roots") is None for j in pending):
+            return  # a sync of every folder is waiting already
+        self.sync(sorted(roots))
+
+    def set_paused(self, path: str, paused: bool) -> Job:
+        from app.core.sources import set_paused
+
+        def work(job: Job):
+            set_paused(self.services.library, path, paused)
+            yield SourcesSnapshot(tuple(self.services.library.sources()))
+
+        return self.lane.submit("refresh", work)
+
+    def forget_source(self, path: str) -> Job:
+        return self.lane.forget_source(path)
+
+    def _show_sources(self, sources) -> None:
+        if self.sources_view is not None:
+            self.sources_view.set_sources(sources)
+        if self.watcher is not None:
+            self.watcher.watch(s.path for s in sources if s.state == "online" and not s.paused)
 
     @property
     def ready_count(self) -> int:
@@ -74,6 +130,8 @@ class LibraryController(QObject):
     def shut(self) -> None:
         self._closing = True
         self._clock.stop()
+        if self.watcher is not None:
+            self.watcher.close()
 
     # ------------------------------------------------------------------ gestures
     def add(self, paths: list[str]) -> Job:
@@ -82,6 +140,14 @@ class LibraryController(QObject):
             self.progress = IngestProgress()
         self.services.ingest_queue.add(paths)  # kept until read: a closed window resumes it
         self.view.mark_queued(paths)
+
+        def remember(job: Job):  # folders are kept in sync from now on; files stay documents
+            from app.core.sources import remember
+
+            if remember(self.services.library, paths):
+                yield SourcesSnapshot(tuple(self.services.library.sources()))
+
+        self.lane.submit("refresh", remember)
         self._show_progress()
         return self.lane.ingest(paths)
 
@@ -135,6 +201,23 @@ class LibraryController(QObject):
         if isinstance(event, LibrarySnapshot):
             self.apply_snapshot(event)
             return
+        from app.core.sources import FileMoved, SourceChecked, SyncFinished
+
+        if isinstance(event, SourcesSnapshot):
+            self._show_sources(event.sources)
+            return
+        if isinstance(event, FileMoved):
+            self.view.file_moved(event.path, event.old_path)
+            return
+        if isinstance(event, SourceChecked):
+            if event.state == "missing" and event.message:
+                self.prune_offered.emit(event.path, event.message)
+            elif event.message:
+                self.message.emit(event.message, 15000)
+            return
+        if isinstance(event, SyncFinished):
+            self._show_sources(event.sources)
+            return
         if isinstance(event, (IngestStarted, FileStarted, FileProgress, FileDone)):
             self.progress.update(event)
         if isinstance(event, IngestStarted):
@@ -179,13 +262,15 @@ class LibraryController(QObject):
     def _finished(self, job: Job) -> None:
         if self._closing:
             return
-        if job.kind in ("ingest", "remove") and not self.lane.busy("ingest"):
+        if job.kind in ("ingest", "remove", "sync") and not (
+            self.lane.busy("ingest") or self.lane.busy("sync")
+        ):
             self._clock.stop()
             self.view.hide_progress()
             self.view.clear_live()
             self.lane.refresh()
             counts = self.progress.counts
-            if job.kind == "ingest" and counts:
+            if job.kind in ("ingest", "sync") and counts:
                 self.message.emit(summary(counts), 10000)
             # Files that could not be added are summed up in a note that stays until it is
             # dismissed (the status bar's message goes after a few seconds).

@@ -15,7 +15,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QRect, QSize, Qt, Signal
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QItemSelectionModel,
+    QModelIndex,
+    QRect,
+    QSize,
+    QSortFilterProxyModel,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QAction, QColor, QFont, QKeySequence, QPainter, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -23,8 +33,8 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
+    QLineEdit,
+    QListView,
     QMenu,
     QProgressBar,
     QPushButton,
@@ -43,6 +53,7 @@ from app.gui.resources import icon
 PATH_ROLE = Qt.ItemDataRole.UserRole
 STATUS_ROLE = Qt.ItemDataRole.UserRole + 1
 DETAIL_ROLE = Qt.ItemDataRole.UserRole + 2
+REBUILD_MS = 250  # new or vanished rows are put in place at most this often
 
 STATUS_WORDS = {
     "ready": "Ready",
@@ -172,6 +183,97 @@ class DocumentDelegate(QStyledItemDelegate):
         painter.restore()
 
 
+class DocumentModel(QAbstractListModel):
+    """The documents as rows, sorted by name. The view asks for what it paints (a screenful),
+    so 20,000 documents cost 20,000 list entries, not 20,000 widgets' items. A row's look
+    comes from `entry(path)` (the view's table of statuses), read when it is painted."""
+
+    def __init__(self, entry, parent=None) -> None:
+        super().__init__(parent)
+        self._entry = entry
+        self.paths: list[str] = []
+        self.rows: dict[str, int] = {}
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: B008 - Qt's signature
+        return 0 if parent.isValid() else len(self.paths)
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        path = self.paths[index.row()]
+        if role == PATH_ROLE:
+            return path
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
+            return display(os.path.basename(path))
+        status, detail, tip = self._entry(path)
+        if role == STATUS_ROLE:
+            return status
+        if role in (DETAIL_ROLE, Qt.ItemDataRole.AccessibleDescriptionRole):
+            return detail
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return tip
+        return None
+
+    def reset_to(self, paths: list[str]) -> None:
+        self.beginResetModel()
+        self.paths = paths
+        self.rows = {p: i for i, p in enumerate(paths)}
+        self.endResetModel()
+
+    def changed(self, path: str | None = None) -> None:
+        """A row's look changed (None: any row's)."""
+        if not self.paths:
+            return
+        if path is None:
+            self.dataChanged.emit(self.index(0), self.index(len(self.paths) - 1))
+        elif path in self.rows:
+            i = self.index(self.rows[path])
+            self.dataChanged.emit(i, i)
+
+
+class _Row:
+    """One row as the old item-based list handed it out (tests and callers use item_for)."""
+
+    def __init__(self, view: LibraryView, path: str) -> None:
+        self._view, self._path = view, path
+
+    def _index(self) -> QModelIndex:
+        return self._view.index_for(self._path)
+
+    def data(self, role: int):
+        return self._index().data(role)
+
+    def toolTip(self) -> str:
+        return self._index().data(Qt.ItemDataRole.ToolTipRole) or ""
+
+    def text(self) -> str:
+        return self._index().data(Qt.ItemDataRole.DisplayRole) or ""
+
+    def isSelected(self) -> bool:
+        return self._view.list.selectionModel().isSelected(self._index())
+
+    def setSelected(self, selected: bool) -> None:
+        flag = QItemSelectionModel.SelectionFlag
+        self._view.list.selectionModel().select(
+            self._index(), flag.Select if selected else flag.Deselect
+        )
+
+
+class DocumentList(QListView):
+    """The list of documents; item(row) and count() as the item-based list had them."""
+
+    def __init__(self, view: LibraryView) -> None:
+        super().__init__()
+        self._view = view
+
+    def count(self) -> int:
+        return self.model().rowCount() if self.model() else 0
+
+    def item(self, row: int) -> _Row | None:
+        index = self.model().index(row, 0)
+        return _Row(self._view, index.data(PATH_ROLE)) if index.isValid() else None
+
+
 class LibraryView(QWidget):
     add_files = Signal()
     add_folder = Signal()
@@ -180,7 +282,7 @@ class LibraryView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._rows: dict[str, tuple[str, str, str]] = {}  # path -> status, detail, tooltip
+        self._rows: dict = {}  # path -> DocumentRow, or (status, detail, tooltip) of a file done
         self._live: dict[str, tuple[str, str]] = {}  # path -> status, detail (while ingesting)
         self._reasons: dict[str, str] = {}  # path -> why it is not (fully) in the library
         self._new_failures: set[str] = set()  # not added in the current run, not yet summed up
@@ -229,8 +331,23 @@ class LibraryView(QWidget):
         self.failure_note.hide()
         layout.addWidget(self.failure_note)
 
+        # Shown when the library is large enough to look for one document by name.
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText("Filter documents by name")
+        self.filter.setAccessibleName("Filter the documents by name")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.hide()
+        layout.addWidget(self.filter)
+
         self.stack = QStackedWidget()
-        self.list = QListWidget()
+        self.model = DocumentModel(self._entry, self)
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.proxy.setFilterRole(Qt.ItemDataRole.DisplayRole)
+        self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        self.list = DocumentList(self)
+        self.list.setModel(self.proxy)
         self.list.setObjectName("libraryList")
         self.list.setAccessibleName("Documents in the library")
         self.list.setItemDelegate(DocumentDelegate(self.list))
@@ -239,8 +356,12 @@ class LibraryView(QWidget):
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._menu)
-        self.list.itemSelectionChanged.connect(self._selection_changed)
-        self.list.currentItemChanged.connect(self._show_reason)
+        self.list.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.list.selectionModel().currentChanged.connect(self._show_reason)
+        self._rebuild_timer = QTimer(self)
+        self._rebuild_timer.setSingleShot(True)
+        self._rebuild_timer.setInterval(REBUILD_MS)
+        self._rebuild_timer.timeout.connect(self._rebuild)
         self.placeholder = QLabel("No documents yet.\nDrop files anywhere on this window.")
         self.placeholder.setObjectName("mutedLabel")
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -314,18 +435,13 @@ class LibraryView(QWidget):
 
     # ------------------------------------------------------------------ data in
     def set_snapshot(self, snapshot) -> None:
-        rows = {}
-        reasons = {}
-        for d in snapshot.documents:
-            detail = detail_text(d.status, d.pages, d.chunks, d.error)
-            tip = display(d.path) + (f"\n\n{d.error}" if d.error else "")
-            rows[d.path] = (d.status, detail, tip)
-            if d.error and d.status in WITH_REASON:
-                reasons[d.path] = d.error
+        rows = {d.path: d for d in snapshot.documents}
         self._rows = rows
-        self._reasons = reasons
+        self._reasons = {
+            d.path: d.error for d in snapshot.documents if d.error and d.status in WITH_REASON
+        }
         # Files removed, or added after all, leave the note; with none left it goes.
-        self._noted = {p for p in self._noted if rows.get(p, ("",))[0] in NOT_ADDED}
+        self._noted = {p for p in self._noted if self._status_of(p) in NOT_ADDED}
         self._update_note()
         ready = sum(1 for d in snapshot.documents if d.status == "ready")
         self.count_label.setText(f"{ready} ready" if snapshot.documents else "")
@@ -340,7 +456,7 @@ class LibraryView(QWidget):
     def unfinished_paths(self) -> list[str]:
         """Documents an earlier run left half-done or a re-index reset: the start resumes them
         whether or not they were still asked for."""
-        return [p for p, (status, _d, _t) in self._rows.items() if status in LEFT_UNFINISHED[1:]]
+        return [p for p in self._rows if self._status_of(p) in LEFT_UNFINISHED[1:]]
 
     def mark_resuming(self, paths: list[str]) -> None:
         """`paths` (files, or folders: the files of theirs listed here) are about to be read
@@ -354,7 +470,7 @@ class LibraryView(QWidget):
             else:
                 files = [p]
             for f in files:
-                status = self._rows.get(f, ("queued",))[0]
+                status = self._status_of(f) if f in self._rows else "queued"
                 if status in LEFT_UNFINISHED and f not in self._live and os.path.isfile(f):
                     self._live[f] = ("resuming", STATUS_WORDS["resuming"])
         self._render()
@@ -363,12 +479,27 @@ class LibraryView(QWidget):
         self._live[path] = (status, detail_text(status, chunks=chunks))
         self._update_item(path)
 
+    def file_moved(self, path: str, old_path: str) -> None:
+        """A document follows its renamed or moved file (the next snapshot confirms it)."""
+        row = self._rows.pop(old_path, None)
+        self._live.pop(old_path, None)
+        if row is not None:
+            self._rows[path] = row
+        self._schedule_rebuild()
+
     def file_done(
         self, path: str, status: str, pages: int = 0, chunks: int = 0, error: str | None = None
     ) -> None:
         """One file is finished: show its outcome until the next snapshot confirms it."""
         self._live.pop(path, None)
-        tip = path + (f"\n\n{error}" if error else "")
+        tip = display(path) + (f"\n\n{error}" if error else "")
+        if status == "removed":
+            self._rows.pop(path, None)
+            self._reasons.pop(path, None)
+            self._noted.discard(path)
+            self._schedule_rebuild()
+            self._update_note()
+            return
         self._rows[path] = (status, detail_text(status, pages, chunks, error), tip)
         if error and status in WITH_REASON:
             self._reasons[path] = error
@@ -379,7 +510,7 @@ class LibraryView(QWidget):
         else:
             self._new_failures.discard(path)
             self._noted.discard(path)
-        self._render()
+        self._update_item(path)
         self._update_note()
 
     # ------------------------------------------------------------------ failures
@@ -404,11 +535,14 @@ class LibraryView(QWidget):
 
     def show_first_failure(self) -> None:
         """Select the first file the note counts, so its reason shows under the list."""
-        for i in range(self.list.count()):
-            item = self.list.item(i)
-            if item.data(PATH_ROLE) in self._noted:
-                self.list.setCurrentItem(item)  # selects it alone, and scrolls to it
-                self.list.scrollToItem(item)
+        self._rebuild_now()
+        for row in range(self.proxy.rowCount()):
+            index = self.proxy.index(row, 0)
+            if index.data(PATH_ROLE) in self._noted:
+                self.list.selectionModel().setCurrentIndex(
+                    index, QItemSelectionModel.SelectionFlag.ClearAndSelect
+                )  # selects it alone
+                self.list.scrollTo(index)
                 self.list.setFocus()
                 return
 
@@ -439,84 +573,109 @@ class LibraryView(QWidget):
 
     # ------------------------------------------------------------------ drawing
     def _entry(self, path: str) -> tuple[str, str, str]:
-        status, detail, tip = self._rows.get(path, ("queued", "", path))
+        row = self._rows.get(path)
+        if row is None:
+            status, detail, tip = "queued", "", display(path)
+        elif isinstance(row, tuple):
+            status, detail, tip = row
+        else:
+            status = row.status
+            detail = detail_text(row.status, row.pages, row.chunks, row.error)
+            tip = display(row.path) + (f"\n\n{row.error}" if row.error else "")
         if path in self._live:
             status, detail = self._live[path]
         return status, detail, tip
 
+    def _status_of(self, path: str) -> str:
+        row = self._rows.get(path)
+        if row is None:
+            return ""
+        return row[0] if isinstance(row, tuple) else row.status
+
     def _render(self) -> None:
-        paths = sorted(set(self._rows) | set(self._live), key=lambda p: Path(p).name.lower())
-        selected = set(self.selected_paths())
-        current = self.list.currentItem()
-        current_path = current.data(PATH_ROLE) if current else None
-        self.list.setUpdatesEnabled(False)
-        self.list.blockSignals(True)
-        self.list.clear()
-        for path in paths:
-            status, detail, tip = self._entry(path)
-            item = QListWidgetItem(display(Path(path).name))
-            item.setData(PATH_ROLE, path)
-            item.setData(STATUS_ROLE, status)
-            item.setData(DETAIL_ROLE, detail)
-            item.setToolTip(tip if path in self._rows else display(path))
-            item.setData(Qt.ItemDataRole.AccessibleDescriptionRole, detail)
-            self.list.addItem(item)
-            if path == current_path:
+        """The rows' looks changed; rows that came or went are put in place soon (at most
+        every REBUILD_MS), so a sync that moves thousands of files rebuilds the list a few
+        times, not once per file."""
+        if set(self._rows) | set(self._live) == self.model.rows.keys():
+            self.model.changed()
+        elif not self._rebuild_timer.isActive():
+            self._rebuild_timer.start()
+        self._show_reason()
+
+    def _schedule_rebuild(self) -> None:
+        if not self._rebuild_timer.isActive():
+            self._rebuild_timer.start()
+
+    def _rebuild_now(self) -> None:
+        if self._rebuild_timer.isActive():
+            self._rebuild_timer.stop()
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        paths = sorted(
+            set(self._rows) | set(self._live), key=lambda p: (os.path.basename(p).lower(), p)
+        )
+        selected = set(self.selected_paths(flush=False))
+        current = self.list.currentIndex().data(PATH_ROLE)
+        self.model.reset_to(paths)
+        sel = self.list.selectionModel()
+        flag = QItemSelectionModel.SelectionFlag
+        with _signals_blocked(sel):
+            if current is not None and current in self.model.rows:
                 # Kept current (without selecting), so arrow keys go on from where they were.
-                self.list.setCurrentItem(item, QItemSelectionModel.SelectionFlag.NoUpdate)
-            if path in selected:
-                item.setSelected(True)
-        self.list.blockSignals(False)
-        self.list.setUpdatesEnabled(True)
+                sel.setCurrentIndex(self.index_for(current), flag.NoUpdate)
+            for p in selected & self.model.rows.keys():
+                sel.select(self.index_for(p), flag.Select)
+        self.filter.setVisible(len(paths) >= FILTER_FROM or bool(self.filter.text()))
         self.stack.setCurrentWidget(self.list if paths else self.placeholder)
         self._selection_changed()
 
     def _update_item(self, path: str) -> None:
-        for i in range(self.list.count()):
-            item = self.list.item(i)
-            if item.data(PATH_ROLE) == path:
-                status, detail, _tip = self._entry(path)
-                item.setData(STATUS_ROLE, status)
-                item.setData(DETAIL_ROLE, detail)
-                item.setData(Qt.ItemDataRole.AccessibleDescriptionRole, detail)
-                self._show_reason()
-                return
-        self._render()
+        if path in self.model.rows:
+            self.model.changed(path)
+            self._show_reason()
+        else:
+            self._render()
 
-    def item_for(self, path: str) -> QListWidgetItem | None:
-        for i in range(self.list.count()):
-            if self.list.item(i).data(PATH_ROLE) == path:
-                return self.list.item(i)
-        return None
+    def index_for(self, path: str) -> QModelIndex:
+        """The list's index of `path` (invalid when it is filtered out or not listed)."""
+        row = self.model.rows.get(path)
+        if row is None:
+            return QModelIndex()
+        return self.proxy.mapFromSource(self.model.index(row))
+
+    def item_for(self, path: str) -> _Row | None:
+        self._rebuild_now()
+        return _Row(self, path) if self.index_for(path).isValid() else None
 
     def documents(self) -> dict[str, tuple[str, str]]:
         """path -> (status, detail) as shown (for tests and accessibility)."""
-        out = {}
-        for i in range(self.list.count()):
-            item = self.list.item(i)
-            out[item.data(PATH_ROLE)] = (item.data(STATUS_ROLE), item.data(DETAIL_ROLE))
-        return out
+        self._rebuild_now()
+        return {p: self._entry(p)[:2] for p in self.model.paths}
 
     # ------------------------------------------------------------------ actions
-    def selected_paths(self) -> list[str]:
-        return [i.data(PATH_ROLE) for i in self.list.selectedItems()]
+    def selected_paths(self, flush: bool = True) -> list[str]:
+        if flush:
+            self._rebuild_now()
+        rows = self.list.selectionModel().selectedRows()
+        return [i.data(PATH_ROLE) for i in sorted(rows, key=lambda i: i.row())]
 
-    def _selection_changed(self) -> None:
-        self.remove_action.setEnabled(bool(self.list.selectedItems()))
+    def _selection_changed(self, *_args) -> None:
+        self.remove_action.setEnabled(self.list.selectionModel().hasSelection())
         self._show_reason()
 
-    def _reason_item(self) -> QListWidgetItem | None:
+    def _reason_path(self) -> str | None:
         """The row whose reason is shown: the current row if it is selected, else the only
         selected row."""
-        current = self.list.currentItem()
-        if current is not None and current.isSelected():
-            return current
-        selected = self.list.selectedItems()
-        return selected[0] if len(selected) == 1 else None
+        sel = self.list.selectionModel()
+        current = self.list.currentIndex()
+        if current.isValid() and sel.isSelected(current):
+            return current.data(PATH_ROLE)
+        selected = sel.selectedRows()
+        return selected[0].data(PATH_ROLE) if len(selected) == 1 else None
 
     def _show_reason(self, *_args) -> None:
-        item = self._reason_item()
-        path = item.data(PATH_ROLE) if item is not None else None
+        path = self._reason_path()
         reason = self.reason_for(path) if path else ""
         if reason:
             word = STATUS_WORDS.get(self._entry(path)[0], "")
@@ -529,8 +688,22 @@ class LibraryView(QWidget):
             self.remove_requested.emit(paths)
 
     def _menu(self, pos) -> None:
-        if not self.list.itemAt(pos):
+        if not self.list.indexAt(pos).isValid():
             return
         menu = QMenu(self)
         menu.addAction(self.remove_action)
         menu.exec(self.list.viewport().mapToGlobal(pos))
+
+
+FILTER_FROM = 30  # documents from which the filter box shows
+
+
+class _signals_blocked:
+    def __init__(self, obj) -> None:
+        self.obj = obj
+
+    def __enter__(self):
+        self._was = self.obj.blockSignals(True)
+
+    def __exit__(self, *exc) -> None:
+        self.obj.blockSignals(self._was)

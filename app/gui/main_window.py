@@ -112,6 +112,8 @@ class MainWindow(QMainWindow):
         self.documents.failed.connect(self._show_failure)
         self.documents.reindex_offered.connect(self._offer_reindex)
         self.documents.store_trouble.connect(self._store_trouble)
+        self.documents.attach_sources(self.sources)  # folders kept in sync (sources_view.py)
+        self.documents.prune_offered.connect(self._confirm_missing_folder)
         self._build_actions()
         self._restore()
 
@@ -143,6 +145,10 @@ class MainWindow(QMainWindow):
         self.side_split.addWidget(self.library)
         self.side_split.setSizes([300, 400])
         side.addWidget(self.side_split)
+        from app.gui.sources_view import SourcesView
+
+        self.sources = SourcesView()  # hidden until a folder is kept in sync
+        side.addWidget(self.sources)
 
         self.chat = ChatView()
         self.chat.setObjectName("chatPane")
@@ -307,6 +313,7 @@ class MainWindow(QMainWindow):
         self.model_lane.preload()
         self.ingest_lane.warm_up()
         self.documents.resume()
+        self.documents.sync()  # every start: what changed in the folders while it was closed
 
     # ================================================================== conversations
     def open_conversation(self, conv_id: int | None) -> None:
@@ -398,6 +405,23 @@ class MainWindow(QMainWindow):
             f"{n} document{'s' if n != 1 else ''} · {snapshot.chunks} passage"
             f"{'s' if snapshot.chunks != 1 else ''}"
         )
+
+    def _confirm_missing_folder(self, folder: str, sentence: str) -> None:
+        """A folder kept in sync is gone (or emptied): its documents go only if the user says
+        so, once per session and folder."""
+        asked = self.__dict__.setdefault("_asked_missing", set())
+        if folder in asked:
+            return
+        asked.add(folder)
+        answer = QMessageBox.question(
+            self,
+            "A folder is missing",
+            f"{sentence}\n\nRemove its documents from the library now?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.documents.sync([folder], prune=True)
 
     def _show_failure(self, text: str) -> None:
         QMessageBox.warning(self, "Confidant", text)
