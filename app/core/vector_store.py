@@ -13,6 +13,11 @@ first collects the answers still owed, so it sees those writes and raises their 
 `flush()` does only that (Library calls it before a version goes live). A child that dies is
 replaced on the next call; what it had not confirmed is reported as an error to the caller.
 
+Every wait for an answer watches the child: one that ended is reported at once, and one that
+is stopped (SIGSTOP, Ctrl-Z on it, a debugger) for STOPPED_GRACE_S is ended and reported, so no
+command waits forever on it. The child ignores SIGINT: Ctrl-C in a terminal reaches the whole
+process group, and it is the parent that decides what stopping means (it closes the child).
+
 `LocalCollection` is the same surface over a collection in this process: the child serves one,
 and `Library(vector_process=False)` uses one directly (the way before; bench compares the two).
 """
@@ -23,8 +28,10 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from app.core.children import portable, reap
@@ -34,6 +41,8 @@ log = logging.getLogger(__name__)
 # In this process, a Chroma upsert holds the GIL throughout (~250 ms for 256 vectors), which
 # would freeze the window while a GPU embeds in 256s: LocalCollection writes this many at a time.
 WRITE_SLICE = 64
+STOPPED_GRACE_S = 5.0  # how long the child may stay stopped before it is given up on
+POLL_S = 0.25  # how often a wait for an answer looks at the child
 
 
 _refused: list[str] = []  # in the child: network connections it refused
@@ -153,6 +162,10 @@ def _stderr_to_log(log_path: Path) -> None:  # pragma: no cover - in the child
 
 def _serve(conn, path: str, name: str, parent: int) -> None:  # pragma: no cover - in the child
     """The child: one collection, one request at a time until 'close' or the pipe ends."""
+    # Started with SIGINT blocked (see _start): ignore it, then let signals in.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     from app.config import isolate_from_network
 
     _stderr_to_log(Path(path).parent / LOG_NAME)
@@ -274,7 +287,8 @@ class CollectionProcess:
             daemon=True,
         )
         try:
-            self._proc.start()
+            with _sigint_blocked():  # until the child ignores it (see _serve)
+                self._proc.start()
         except OSError as exc:
             self._stop()
             raise VectorStoreError(
@@ -336,10 +350,40 @@ class CollectionProcess:
             raise self._died() from exc
 
     def _recv(self):
+        self._wait_for_answer()
         try:
             return self._conn.recv()
         except (EOFError, OSError) as exc:
             raise self._died() from exc
+
+    def _wait_for_answer(self) -> None:
+        """Return when an answer is there to read (or the pipe ended: recv says so); raise when
+        the child ended without one, or has been stopped for STOPPED_GRACE_S."""
+        stopped_since = None
+        while not self._conn.poll(POLL_S):
+            proc = self._proc
+            if proc is None or not proc.is_alive():
+                if self._conn.poll(0):  # it answered, then ended
+                    return
+                raise self._died()
+            if _is_stopped(proc.pid):
+                stopped_since = stopped_since or time.monotonic()
+                if time.monotonic() - stopped_since >= STOPPED_GRACE_S:
+                    raise self._stopped(proc.pid)
+            else:
+                stopped_since = None
+
+    def _stopped(self, pid: int) -> VectorStoreError:
+        lost = self._owed
+        self._stop()  # killed: a stopped process still receives SIGKILL
+        error = VectorStoreError(
+            f"The library's vector store stopped responding: its process ({pid}) was paused "
+            f"(stopped by a signal, e.g. kill -STOP or a debugger) for over "
+            f"{STOPPED_GRACE_S:.0f} s, so Confidant ended it; {lost} write(s) were not confirmed. "
+            "Run the command again; nothing already in the library is lost."
+        )
+        error.exitcode = None
+        return error
 
     def _collect_one(self) -> None:
         kind, value = self._recv()
@@ -379,6 +423,37 @@ class CollectionProcess:
             conn.close()
         if proc is not None:
             reap(proc, 1)
+
+
+@contextlib.contextmanager
+def _sigint_blocked():
+    """SIGINT held back in this thread (and so in a child started meanwhile, which inherits the
+    mask across exec) and delivered when the block ends."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _is_stopped(pid: int) -> bool:
+    """Whether the process is stopped (state T or t): it will answer nothing until continued."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        try:
+            import psutil
+
+            return psutil.Process(pid).status() in ("stopped", "tracing-stop")
+        except Exception:  # no way to tell: only an ended child is detected
+            return False
+    # "pid (comm) S ...": comm may hold spaces and parentheses, the state follows the last ")"
+    state = stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3]
+    return state in (b"T", b"t")
 
 
 def _first_line(value: BaseException) -> str:

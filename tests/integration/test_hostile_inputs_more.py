@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import os
 import time
-from pathlib import Path
 
 import pytest
 
