@@ -6,6 +6,7 @@ answered "not found" at once, and search keeps working when no model can be load
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -26,11 +27,19 @@ from app.core.events import (
     TextPiece,
 )
 from app.core.gguf_check import ModelFileError
-from app.core.llm import Generated, LlamaEngine, PromptTooLong
+from app.core.llm import Generated, LlamaEngine, Prefill, PromptTooLong
 from app.core.prompt import NOT_FOUND, assemble, system_prompt
 from app.core.retrieval import Retriever
 
 log = logging.getLogger(__name__)
+
+
+def _takes(function, name: str) -> bool:
+    """Whether `function` has a parameter `name` (engines that report prefill progress)."""
+    try:
+        return name in inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -114,12 +123,20 @@ class ChatSession:
             # of its own: app/core/chat_template.py) as it ends the prompt's evaluation.
             prompt = engine.render(messages, cancel)
             yield AnswerStage("reading", passages=len(sources))
+            progress = {"progress": True} if _takes(engine.generate, "progress") else {}
             for item in engine.generate(
-                prompt, cancel, self.settings.max_answer_tokens, self.settings.temperature
+                prompt,
+                cancel,
+                self.settings.max_answer_tokens,
+                self.settings.temperature,
+                **progress,
             ):
                 if isinstance(item, Generated):
                     final = item
                     break
+                if isinstance(item, Prefill):
+                    yield AnswerStage("reading", len(sources), item.done, item.total)
+                    continue
                 if first_token_at is None:
                     first_token_at = time.perf_counter()
                 pieces.append(item)
@@ -127,7 +144,10 @@ class ChatSession:
         except Cancelled:
             final = Generated(0, 0, 0.0, 0.0, 0.0, "cancelled")
         except PromptTooLong as exc:
-            yield AnswerFailed(f"{exc} Lower 'Number of sources' or raise 'Context size'.")
+            yield AnswerFailed(
+                f"{exc} In Settings, lower 'Passages per answer' or, under Advanced, raise "
+                "'Text read at once'."
+            )
             return
         except Exception as exc:
             yield AnswerFailed(f"The model stopped with an error: {exc}")

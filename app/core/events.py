@@ -137,6 +137,8 @@ class AnswerStage:
 
     stage: Literal["searching", "loading", "reading"]
     passages: int = 0
+    done: int = 0  # while reading: prompt tokens evaluated, of `total` (0: not reported)
+    total: int = 0
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,15 @@ class LoadReport:
 
 
 @dataclass(frozen=True)
+class Prefill:
+    """How far the prompt's evaluation has got (tokens done of total): yielded by generate()
+    with progress=True, between slices, so a window can say it on a slow CPU."""
+
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
 class Generated:
     """Final figures of one generation (the last item a generate() call yields)."""
 
@@ -377,9 +386,11 @@ class LlamaEngine:
         max_tokens: int = 512,
         temperature: float = 0.2,
         stop_at_eog: bool = True,
-    ) -> Iterator[str | Generated]:
+        progress: bool = False,
+    ) -> Iterator[str | Generated | Prefill]:
         """Yield text pieces as they are made, then one Generated with the figures.
         stop_at_eog=False decodes all max_tokens, as llama-bench's tg test does (benchmarks).
+        progress=True also yields a Prefill after each slice of a prompt that takes several.
 
         Raises Cancelled only before the first token; after it, a cancel ends the stream with
         stop_reason 'cancelled'. Reuses the KV cache for the prompt prefix shared with the
@@ -424,7 +435,9 @@ class LlamaEngine:
         if overlap is None:
             overlap = bool(self.report and self.report.gpu_layers >= self.report.total_layers)
         try:
-            self._prefill(tokens, keep, cancel)
+            for done in self._prefill(tokens, keep, cancel):
+                if progress and len(tokens) - keep > self.n_batch:
+                    yield Prefill(done, len(tokens))
             prefilled = time.perf_counter()
             while produced < max_tokens:
                 tok = sample(sampler, ctx, -1)  # waits for the step before
@@ -476,10 +489,10 @@ class LlamaEngine:
             reused_tokens=keep,
         )
 
-    def _prefill(self, tokens: list[int], start: int, cancel: CancelToken) -> None:
-        """Evaluate tokens[start:] in n_batch slices; the cancel flag is checked between slices
-        and, through llama.cpp's abort callback (set only here: it runs per graph node), inside
-        them on the CPU."""
+    def _prefill(self, tokens: list[int], start: int, cancel: CancelToken) -> Iterator[int]:
+        """Evaluate tokens[start:] in n_batch slices, yielding the tokens done after each; the
+        cancel flag is checked between slices and, through llama.cpp's abort callback (set only
+        here: it runs per graph node), inside them on the CPU."""
         ll = _llama()
         ctx = self._ctx
         arr = (ll.llama_token * len(tokens))(*tokens)
@@ -501,6 +514,7 @@ class LlamaEngine:
                         raise Cancelled()
                     raise RuntimeError(f"llama.cpp could not evaluate the prompt (status {status})")
                 self._cached.extend(tokens[i : i + n])
+                yield i + n
             ll.llama_synchronize(ctx)  # the GPU runs the last slice asynchronously: wait for it
         finally:
             ll.llama_set_abort_callback(ctx, ll.ggml_abort_callback(), None)

@@ -32,7 +32,7 @@ from app.core.cancel import Cancelled, CancelToken
 from app.core.chat_template import ChatTemplate
 from app.core.children import portable, reap
 from app.core.gguf_check import GGUFInfo, inspect_gguf
-from app.core.llm import Generated, LoadReport, ModelLoadError, check_memory, with_note
+from app.core.llm import Generated, LoadReport, ModelLoadError, Prefill, check_memory, with_note
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def _serve(conn, stop_flag, kwargs: dict) -> None:  # pragma: no cover - runs in
                 report = engine.load()
                 conn.send(("ok", (report, engine.info, engine.n_ctx, engine.template_facts())))
             elif op == "generate":
-                _stream(conn, engine.generate(args[0], token, *args[1:]))
+                _stream(conn, engine.generate(args[0], token, *args[1:]))  # pieces, Prefills
             else:
                 conn.send(("ok", getattr(engine, op)(*args)))
         except BaseException as exc:  # every failure goes back to the parent as a reply
@@ -97,6 +97,8 @@ def _stream(conn, items) -> None:  # pragma: no cover - runs in the child
                 conn.send(("piece", "".join(pending)))
                 pending.clear()
                 last = now
+        elif isinstance(item, Prefill):
+            conn.send(("progress", item))
         else:
             if pending:
                 conn.send(("piece", "".join(pending)))
@@ -256,14 +258,15 @@ class EngineProcess:
         max_tokens: int = 512,
         temperature: float = 0.2,
         stop_at_eog: bool = True,
-    ) -> Iterator[str | Generated]:
-        """As LlamaEngine.generate: pieces as they come, then one Generated."""
-        self._request("generate", prompt, max_tokens, temperature, stop_at_eog)
+        progress: bool = False,
+    ) -> Iterator[str | Generated | Prefill]:
+        """As LlamaEngine.generate: pieces as they come (and Prefills), then one Generated."""
+        self._request("generate", prompt, max_tokens, temperature, stop_at_eog, progress)
         finished = False
         try:
             while True:
                 kind, value = self._reply(cancel)
-                if kind == "piece":
+                if kind in ("piece", "progress"):
                     yield value
                 elif kind == "done":
                     finished = True

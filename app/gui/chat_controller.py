@@ -101,6 +101,8 @@ def stage_text(answer: Answer, now: float | None = None) -> str:
         text = (
             f"Reading {n} passage{'s' if n != 1 else ''} from your documents…" if n else "Thinking…"
         )
+        if answer.total:
+            text += f" {answer.done * 100 // answer.total}%"
     else:
         text = "Searching your documents…"
     waited = (time.monotonic() if now is None else now) - answer.stage_since
@@ -119,6 +121,8 @@ class Answer:
     stage: str = "searching"
     stage_since: float = field(default_factory=time.monotonic)
     passages: int = 0
+    done: int = 0  # prompt tokens evaluated, of total (while reading)
+    total: int = 0
     waiting_for: str | None = None  # the title of the chat whose answer this one waits on
     sources: list[dict] = field(default_factory=list)
     answerable: bool = True
@@ -314,8 +318,10 @@ class ChatController(QObject):
             answer.stage_since = time.monotonic()
         visible = self._visible(answer)
         if isinstance(event, AnswerStage):
+            if event.stage != answer.stage:
+                answer.stage_since = time.monotonic()
             answer.stage, answer.passages = event.stage, event.passages
-            answer.stage_since = time.monotonic()
+            answer.done, answer.total = event.done, event.total
             if visible:
                 self._show_stage()
         elif isinstance(event, SourcesFound):

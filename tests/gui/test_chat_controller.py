@@ -174,3 +174,13 @@ def test_tokens_are_painted_once_per_frame_not_once_each(qtbot, tmp_path):
     qtbot.waitUntil(lambda: chat.flushes == before + 2, timeout=1000)
     qtbot.wait(100)
     assert chat.flushes == before + 2
+
+
+def test_a_long_prompt_says_how_far_its_reading_has_got(qtbot, tmp_path):
+    controller, lane, _history, chat = _controller(qtbot, tmp_path)
+    controller.ask("Summarise the manual.")
+    job = lane.jobs[0]
+    lane.play(job, AnswerStage("reading", passages=5))
+    assert chat.bubbles[-1].label.text().endswith("Reading 5 passages from your documents…</i>")
+    lane.play(job, AnswerStage("reading", 5, 1024, 4096))
+    assert "Reading 5 passages from your documents… 25%" in chat.bubbles[-1].label.text()

@@ -140,3 +140,27 @@ def test_the_prompt_is_assembled_in_one_call_to_the_models_process():
         assert [m["role"] for m in messages] == ["system"] + ["user", "assistant"] * 3 + ["user"]
     finally:
         engine.close()
+
+
+def test_a_long_prompt_reports_its_reading_progress():
+    """With progress=True the model's process says how much of a long prompt it has read, slice
+    by slice (the window shows it on a slow CPU); without it, only text and the figures."""
+    from app.config import Settings, llm_path
+    from app.core.cancel import CancelToken
+    from app.core.llm import Generated, Prefill
+    from app.core.llm_process import EngineProcess
+
+    engine = EngineProcess(llm_path(Settings()), n_ctx=4096, gpu_layers=0, n_batch=256)
+    try:
+        engine.load()
+        prompt = engine.render([{"role": "user", "content": "pump service hours " * 300}])
+        total = engine.prompt_length(prompt)
+        items = list(engine.generate(prompt, CancelToken(), 2, 0.0, progress=True))
+        steps = [i for i in items if isinstance(i, Prefill)]
+        assert len(steps) >= total // 256 and all(s.total == total for s in steps)
+        assert [s.done for s in steps] == sorted(s.done for s in steps)
+        assert steps[-1].done == total and isinstance(items[-1], Generated)
+        plain = list(engine.generate(prompt + " ", CancelToken(), 2, 0.0))
+        assert not any(isinstance(i, Prefill) for i in plain)
+    finally:
+        engine.close()
