@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata as md
+import importlib.util
 import os
 import platform
 import sys
@@ -17,6 +18,18 @@ def _version(name: str) -> str:
         return md.version(name)
     except md.PackageNotFoundError:
         return "not installed"
+
+
+def qt_summary() -> str:
+    """PySide6's version, whichever distribution installed it: the full PySide6 wheel, or
+    PySide6-Essentials alone (what Confidant needs; the window runs with either)."""
+    for dist in ("PySide6", "PySide6-Essentials"):
+        version = _version(dist)
+        if version != "not installed":
+            return version if dist == "PySide6" else f"{version} (PySide6-Essentials)"
+    if importlib.util.find_spec("PySide6") is not None:  # installed some other way
+        return "installed (version unknown)"
+    return "not installed: the window cannot start (the command line works)"
 
 
 def _size(path: Path | None) -> str:
@@ -77,17 +90,17 @@ def run_doctor(home: Path) -> int:
         "chromadb",
         "sentence-transformers",
         "torch",
-        "PySide6-Essentials",
         "pypdf",
         "pypdfium2",
         "python-docx",
     ):
         lines.append((pkg, _version(pkg)))
+    lines.append(("PySide6", qt_summary()))
     lines.append(("PDF reader", pdf_reader_summary()))
     lines.append(("GPU offload", gpu_summary()))
     try:
         settings = load_settings(home)
-        settings_note = "ok"
+        settings_note = "; ".join(settings.problems) if settings.problems else "ok"
     except Exception as exc:
         settings, settings_note = None, str(exc)
     llm = Path(settings.llm_path) if settings and settings.llm_path else default_llm_path()

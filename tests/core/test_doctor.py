@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from app.doctor import pdf_reader_summary
@@ -30,3 +31,49 @@ def test_a_damaged_library_is_reported_and_the_doctor_exits_non_zero(tmp_path, m
     assert chats[1].startswith("DAMAGED: the chats")
     assert doctor.run_doctor(tmp_path) != 0
     assert "confidant repair" in capsys.readouterr().out
+
+
+def test_pyside6_is_found_whichever_wheel_installed_it(monkeypatch):
+    import importlib.metadata as md
+
+    import app.doctor as doctor
+
+    def only(installed: dict[str, str]):
+        def version(name: str) -> str:
+            if name in installed:
+                return installed[name]
+            raise md.PackageNotFoundError(name)
+
+        monkeypatch.setattr(doctor.md, "version", version)
+
+    only({"PySide6-Essentials": "6.11.3"})  # what Confidant installs
+    assert doctor.qt_summary() == "6.11.3 (PySide6-Essentials)"
+    only({"PySide6": "6.8.0", "PySide6-Essentials": "6.8.0"})  # the full wheel
+    assert doctor.qt_summary() == "6.8.0"
+    only({})  # no distribution recorded, the package importable all the same
+    assert doctor.qt_summary() == "installed (version unknown)"
+    monkeypatch.setattr(doctor.importlib.util, "find_spec", lambda name: None)
+    assert doctor.qt_summary().startswith("not installed: the window cannot start")
+
+
+def test_the_doctor_names_refused_settings_and_runs_on_a_read_only_data_dir(
+    tmp_path, monkeypatch, capsys
+):
+    import app.doctor as doctor
+    from app.cli import main
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "settings.toml").write_text("sources = -3\n")
+    monkeypatch.setenv("CONFIDANT_HOME", str(home))
+    monkeypatch.setenv("CONFIDANT_MACHINE_SETTINGS", str(tmp_path / "none.toml"))
+    monkeypatch.setattr(doctor, "gpu_summary", lambda: "not asked")
+    # What a read-only folder answers (root, running the tests, may write anywhere).
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode, **kw: False if str(p) == str(home) else real_access(p, mode)
+    )
+    main(["doctor"])
+    out = capsys.readouterr().out
+    assert "'sources' must be a whole number from 1 to 20 (it is -3)" in out
+    assert "PySide6" in out and "NOT writable" in out
