@@ -3,7 +3,8 @@
 import pytest
 
 from app.core.events import Hit
-from app.core.retrieval import blend, merge_neighbours, pack
+from app.core.prompt import pack
+from app.core.retrieval import blend, merge_neighbours
 
 
 def hit(idx, start, end, text, score=0.5, doc=1, page=1):
