@@ -103,12 +103,25 @@ def add_arguments(p) -> None:
         default="What does this library cover?",
         help="the question --gui asks after ingesting",
     )
+    g = p.add_argument_group("team mode (app/bench/team.py; servers started on loopback)")
+    g.add_argument(
+        "--team",
+        action="store_true",
+        help="load: --team-clients clients asking for --team-seconds through a Chroma server "
+        "and a model server; with --team-qa and --library: hit@k local vs team",
+    )
+    g.add_argument("--team-clients", type=int, default=8, metavar="N")
+    g.add_argument("--team-seconds", type=float, default=60.0, metavar="S", help="0: no load run")
+    g.add_argument("--team-qa", metavar="FILE", action="append", help="QA file (repeatable)")
+    g.add_argument("--team-llm", metavar="URL", help="a model server on this machine (/v1)")
     g = p.add_argument_group("baseline")
     g.add_argument("--baseline-langchain", metavar="DIR", help="PDF folder for the LangChain run")
     g.add_argument("--baseline-python", metavar="PATH", help="python of a venv with LangChain")
 
 
 def run_bench(args) -> int:
+    if args.team:
+        return _team(args)
     wanted = (
         args.ingest,
         args.retrieval,
@@ -157,6 +170,40 @@ def run_bench(args) -> int:
     if args.baseline_langchain:
         results["baseline"] = run_baseline(args)
         _show(args, format_baseline(results["baseline"]))
+    if args.json:
+        print(json.dumps(results))
+    return 0
+
+
+def _team(args) -> int:
+    """Team mode: hit@k local vs team (--team-qa, --library), then the load run."""
+    from app.bench import team
+    from app.config import default_embedder_path, isolate_from_network
+
+    isolate_from_network()
+    from app.core.embedding import Embedder
+
+    if team.chroma_command() is None:
+        print("confidant bench --team: the chroma command is missing.", file=sys.stderr)
+        return 2
+    embedder = Embedder(Path(args.embedder) if args.embedder else default_embedder_path())
+    results: dict = {}
+    if args.team_qa:
+        if not args.library:
+            print("confidant bench --team --team-qa needs --library HOME.", file=sys.stderr)
+            return 2
+        results["team_quality"] = team.bench_team_quality(
+            Path(args.library).expanduser(), args.team_qa, embedder, k=args.k
+        )
+        _show(args, team.format_team_quality(results["team_quality"], args.k))
+    if args.team_seconds > 0:
+        results["team_load"] = team.bench_team_load(
+            embedder,
+            clients=args.team_clients,
+            seconds=args.team_seconds,
+            llm_server=args.team_llm,
+        )
+        _show(args, team.format_team_load(results["team_load"]))
     if args.json:
         print(json.dumps(results))
     return 0

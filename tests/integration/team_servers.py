@@ -1,23 +1,16 @@
-"""Real team servers for tests: Chroma's own server (`chroma run`) and llama-cpp-python's
-OpenAI-compatible server with the embedded SmolLM2, each on 127.0.0.1 at a free port, in a
-subprocess the test can kill and start again (same data, same port)."""
+"""Real team servers for tests (the bench's launchers, app/bench/team.py): Chroma's own server
+and llama-cpp-python's OpenAI-compatible server with the embedded SmolLM2, on 127.0.0.1."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
-
+from app.bench import team
+from app.bench.team import chroma_command, free_port
 from app.config import default_llm_path
+
+__all__ = ["chroma_server", "free_port", "missing_extras", "model_server"]
 
 
 def missing_extras() -> str | None:
@@ -32,61 +25,9 @@ def missing_extras() -> str | None:
     return None
 
 
-def chroma_command() -> str | None:
-    beside = Path(sys.executable).with_name("chroma")
-    return str(beside) if beside.exists() else shutil.which("chroma")
+def chroma_server(data: Path, log: Path):
+    return team.chroma_server(data, log)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """A server process: start(), kill() (SIGKILL, as a crash), start() again."""
-
-    def __init__(self, argv: list[str], ready_url: str, log: Path) -> None:
-        self.argv = argv
-        self.ready_url = ready_url
-        self.log = log
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 90.0) -> None:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                self.argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.argv[0]} exited: {self.log.read_text()[-2000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.ready_url, timeout=1).status_code == 200:
-                    return
-            time.sleep(0.2)
-        self.kill()
-        raise RuntimeError(f"{self.argv} did not start: {self.log.read_text()[-2000:]}")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-        self.proc = None
-
-
-def chroma_server(data: Path, log: Path) -> tuple[Server, str]:
-    port = free_port()
-    argv = [chroma_command(), "run", "--path", str(data), "--host", "127.0.0.1"]
-    argv += ["--port", str(port)]
-    url = f"http://127.0.0.1:{port}"
-    return Server(argv, f"{url}/api/v2/heartbeat", log), url
-
-
-def model_server(log: Path, n_ctx: int = 2048) -> tuple[Server, str]:
-    port = free_port()
-    argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(default_llm_path())]
-    argv += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx)]
-    argv += ["--n_threads", "2", "--verbose", "false"]
-    url = f"http://127.0.0.1:{port}/v1"
-    return Server(argv, f"{url}/models", log), url
+def model_server(log: Path):
+    return team.model_server(default_llm_path(), log)
