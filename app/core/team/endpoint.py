@@ -77,12 +77,16 @@ class EndpointEngine:
         connect_timeout: float = 5.0,
         read_timeout: float = 120.0,
         transport: httpx.BaseTransport | None = None,
+        extra_body: dict | None = None,
     ) -> None:
+        """`extra_body`: more fields for every chat request (a server's own sampling options,
+        e.g. llama-server's ignore_eos for a benchmark)."""
         self.base_url = check_url(base_url, allow_insecure_http, "model server")
         root = self.base_url
         self.root_url = root[: -len("/v1")] if root.endswith("/v1") else root
         self._key = Secret(api_key)
         self.model = model
+        self.extra_body = dict(extra_body or {})
         self.n_ctx = n_ctx
         self.report: EndpointReport | None = None
         self.last_timings: dict | None = None  # the server's own figures for its last answer
@@ -211,6 +215,7 @@ class EndpointEngine:
             "max_tokens": max_tokens,
             "temperature": temperature,
             "stream_options": {"include_usage": True},
+            **self.extra_body,
         }
         started = time.perf_counter()
         first = None
