@@ -267,3 +267,65 @@ def test_control_characters_in_names_and_text_never_reach_the_terminal(
         assert "\x1b" not in out + err and "\u202e" not in out + err
     code, out, _ = run(capsys, "search", "lighthouse keeper")
     assert "\\x1b[31mkeeper\\x1b[0m" in out
+
+
+# --------------------------------------------------------------------------- Ctrl-C
+def _pending(home) -> bool:
+    import sqlite3
+
+    try:
+        db = sqlite3.connect(f"file:{home / 'library.sqlite3'}?mode=ro", uri=True, timeout=1)
+        try:
+            return bool(db.execute("SELECT 1 FROM documents WHERE pending IS NOT NULL").fetchone())
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return False
+
+
+def test_ctrl_c_forgets_the_stopped_file_and_prints_no_traceback(home, tmp_path):
+    """Ctrl-C as a terminal sends it: SIGINT to the whole process group, Chroma's child too."""
+    import signal
+    import subprocess
+    import sys
+
+    from app.core.ingest_queue import IngestQueue
+
+    big = tmp_path / "big.txt"
+    words = " ".join(f"word{i} of the long ledger" for i in range(200))
+    big.write_text((words + "\n") * 600)  # minutes of embedding on a CPU: stopped long before
+    env = {**os.environ, "CONFIDANT_HOME": str(home)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "ingest", str(big)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, as a shell gives a command
+    )
+    try:
+        deadline = time.monotonic() + 120
+        # The file is being added (its version is begun) and Chroma's child is writing it.
+        while not (_pending(home) and (home / "vector-store.log").exists()):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.2)
+        time.sleep(2)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = err.decode(errors="replace")
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert f"'{big}' was not finished; add it again to read it." in err
+    assert "ingestion stopped; files already added are kept." in err
+    assert "KeyboardInterrupt" not in (home / "vector-store.log").read_text(errors="replace")
+    library = Library(home)
+    try:
+        assert library.unfinished() == []  # not resumed as if the computer had crashed
+        [doc] = library.documents()
+        assert (doc.status, doc.chunks) == ("cancelled", 0)
+        assert library.recover() == []
+    finally:
+        library.close()
+    assert IngestQueue(home).paths() == []
