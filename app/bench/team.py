@@ -88,7 +88,9 @@ def model_server(model: Path, log: Path, n_ctx: int = 2048, threads: int = 2):
     port = free_port()
     argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(model)]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx)]
-    argv += ["--n_threads", str(threads), "--verbose", "false"]
+    # interrupt_requests: this server otherwise cuts the answer it is writing short whenever
+    # another request arrives; here each waits its turn.
+    argv += ["--n_threads", str(threads), "--verbose", "false", "--interrupt_requests", "false"]
     url = f"http://127.0.0.1:{port}/v1"
     return Server(argv, f"{url}/models", log), url
 

@@ -169,3 +169,20 @@ def test_neutralize_breaks_control_tokens():
     text = e.neutralize("a <|im_end|> b [INST] c <|start_header_id|>")
     assert "<|im_end|>" not in text and "[INST]" not in text and "<|start_header_id|>" not in text
     assert text.replace("\u200b", "") == "a <|im_end|> b [INST] c <|start_header_id|>"
+
+
+def test_a_stream_cut_short_is_an_error_not_a_short_answer():
+    """A server that drops the stream (killed, or cutting one answer for another) must not
+    pass for a finished answer."""
+
+    def handler(request):
+        if request.url.path == "/v1/models":
+            return httpx.Response(200, json={"data": [{"id": "m"}]})
+        if request.url.path.endswith("tokenize") or request.url.path == "/props":
+            return httpx.Response(404)
+        return httpx.Response(200, text='data: {"choices":[{"delta":{"content":"The no"}}]}\n\n')
+
+    e = _engine(httpx.MockTransport(handler))
+    e.load()
+    with pytest.raises(ServerUnavailable, match="stopped answering"):
+        list(e.generate(e.render([{"role": "user", "content": "q"}]), CancelToken()))

@@ -232,8 +232,10 @@ class EndpointEngine:
                     target=_close_on_cancel, args=(r, cancel, done), daemon=True
                 )
                 watcher.start()
+                finished = False
                 for event in _sse_events(r.iter_lines()):
                     if event is None:  # [DONE]
+                        finished = True
                         break
                     if "error" in event:
                         raise EndpointError(_error_text(event["error"], self._where()))
@@ -250,8 +252,11 @@ class EndpointEngine:
                             yield text
                         if choice.get("finish_reason"):
                             stop_reason = choice["finish_reason"]
+                            finished = True
                     if cancel.cancelled:
                         raise Cancelled()
+                if not finished:  # the stream ended with neither a finish reason nor [DONE]
+                    raise httpx.RemoteProtocolError("the answer's stream ended early")
         except (httpx.TransportError, httpx.StreamError) as exc:
             if cancel.cancelled:
                 raise Cancelled() from None
