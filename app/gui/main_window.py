@@ -455,6 +455,9 @@ class MainWindow(QMainWindow):
         note = self.services.history.note()
         if note:
             QMessageBox.information(self, "Confidant", note)
+        from app.gui.model_picker import offer_real_model
+
+        offer_real_model(self)  # only the built-in model: say answers will be weak, once
 
     def _offer_reindex(self, message: str) -> None:
         answer = QMessageBox.question(

@@ -139,9 +139,17 @@ class SettingsDialog(QDialog):
             "or GPT4All. Leave empty for the built-in one."
         )
         self.model_edit.editingFinished.connect(self._validate_model)
-        form.addRow(
-            "&Chat model:", self._with_browse(self.model_edit, self._browse_model, "llm_path")
+        model_row = self._with_browse(self.model_edit, self._browse_model, "llm_path")
+        self.choose_button = QPushButton("C&hoose…")
+        self.choose_button.setAccessibleName("Choose among the models on this computer")
+        self.choose_button.setToolTip(
+            "The models already on this computer (LM Studio, GPT4All, Jan, Ollama, Downloads…) "
+            "and whether each fits the graphics card; a few to download if allowed."
         )
+        self.choose_button.clicked.connect(self._choose_model)
+        self.choose_button.setEnabled("llm_path" not in settings.locked)
+        model_row.layout().insertWidget(1, self.choose_button)
+        form.addRow("&Chat model:", model_row)
         self.model_error = self._error_label()
         form.addRow(self.model_error)  # the whole width: a long sentence wraps, never cut
 
@@ -297,6 +305,22 @@ class SettingsDialog(QDialog):
         )
         if path:
             self.model_edit.setText(path)
+            self._validate_model()
+
+    def _choose_model(self) -> None:
+        from app.gui.model_picker import ModelPicker
+
+        services = getattr(self.parent(), "services", None)
+        if services is not None:
+            home = services.home
+        else:
+            from app.config import data_dir
+
+            home = data_dir()
+        current = self.original.with_changes(llm_path=self.model_edit.text().strip())
+        picker = ModelPicker(current, home, self)
+        if picker.exec() == QDialog.DialogCode.Accepted and picker.chosen is not None:
+            self.model_edit.setText(picker.chosen)
             self._validate_model()
 
     def _browse_embedder(self) -> None:
