@@ -15,15 +15,32 @@
 #                             CUDA toolkit (nvcc) on the build machine. See packaging/README.md.
 #   SKIP_PYINSTALLER=1        reuse dist/confidant/ (repackaging only)
 #   DEB_COMPRESS=gzip|xz      .deb compression (default gzip: fast; xz: smaller, slower)
+#
+# Options:
+#   --model PATH.gguf         ship this chat model: the .deb installs it in /usr/share/confidant/models
+#                             and writes /etc/confidant/settings.toml with llm_path set to it (a
+#                             conffile: IT's later edits survive upgrades). The file is checked as
+#                             Confidant checks models (header, size). The tarball stays the bundle alone.
 set -euo pipefail
+
+MODEL=
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --model) [ $# -ge 2 ] || { echo "[build-linux] --model needs a .gguf path" >&2; exit 2; }; MODEL=$2; shift 2 ;;
+        --model=*) MODEL=${1#--model=}; shift ;;
+        *) echo "[build-linux] unknown option: $1 (usage: build-linux.sh [--model PATH.gguf])" >&2; exit 2 ;;
+    esac
+done
+if [ -n "$MODEL" ]; then  # resolved from where the script was called
+    [ -f "$MODEL" ] || { echo "[build-linux] --model: no file at $MODEL" >&2; exit 1; }
+    MODEL=$(cd "$(dirname "$MODEL")" && pwd)/$(basename "$MODEL")
+fi
 
 cd "$(dirname "$0")/.."
 REPO=$PWD
 PY=${PYTHON:-$REPO/.venv/bin/python}
 CUDA=${CONFIDANT_CUDA:-0}
 LOG=$REPO/dist/build.log
-mkdir -p dist
-: >"$LOG"
 started=$(date +%s)
 
 step() { echo "[build-linux] $*"; echo "=== $* ($(date +%T))" >>"$LOG"; }
@@ -38,6 +55,14 @@ run() {
 layout() { "$PY" packaging/layout.py "$@"; }
 
 [ -x "$PY" ] || { echo "[build-linux] no Python at $PY (set PYTHON=...)" >&2; exit 1; }
+if [ -n "$MODEL" ]; then
+    MODEL_TARGET=$(layout model-target "$MODEL") || { echo "[build-linux] --model: $MODEL is not a .gguf file" >&2; exit 1; }
+    "$PY" -c 'import sys; from app.core.gguf_check import inspect_gguf, ModelFileError
+try: inspect_gguf(sys.argv[1])
+except ModelFileError as e: sys.exit(f"[build-linux] --model: {e}")' "$MODEL"
+fi
+mkdir -p dist
+: >"$LOG"
 VERSION=$(layout version)
 BUNDLE=$(layout bundle-name)
 PREFIX=$(layout prefix)
@@ -86,6 +111,15 @@ while IFS=$'\t' read -r target kind; do
         *) echo "[build-linux] unknown layout entry: $target $kind" >&2; exit 1 ;;
     esac
 done < <(layout deb-files)
+if [ -n "$MODEL" ]; then
+    step "shipping the model $(basename "$MODEL") ($(du -h "$MODEL" | cut -f1)) as $MODEL_TARGET"
+    mkdir -p "$ROOT$(dirname "$MODEL_TARGET")"
+    cp "$MODEL" "$ROOT$MODEL_TARGET"
+    SETTINGS=$(layout machine-settings-path)
+    mkdir -p "$ROOT$(dirname "$SETTINGS")"
+    layout machine-settings "$MODEL_TARGET" >"$ROOT$SETTINGS"
+    echo "$SETTINGS" >"$ROOT/DEBIAN/conffiles"
+fi
 chmod -R u+rwX,go+rX,go-w "$ROOT"
 DEPENDS=$(layout deb-depends)
 [ "$CUDA" = 1 ] && DEPENDS="$DEPENDS, $(layout deb-cuda-depends)"

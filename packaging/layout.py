@@ -72,6 +72,10 @@ DEB_FILES: dict[str, str] = {
     f"/usr/share/icons/hicolor/scalable/apps/{APP_ID}.svg": "icon",
     f"/usr/share/doc/{APP_ID}/settings.example.toml": "repo:packaging/settings.example.toml",
 }
+# IT ships a model (`build-linux.sh --model PATH.gguf`): the file goes here, outside the bundle,
+# and the machine-wide settings point llm_path at it (a conffile: IT's later edits are kept).
+LINUX_MODEL_DIR = f"/usr/share/{APP_ID}/models"
+LINUX_MACHINE_SETTINGS = f"/etc/{APP_ID}/settings.toml"
 DEB_DEPENDS = (
     "libc6 (>= 2.28), libgl1, libegl1, libxkbcommon0, libxkbcommon-x11-0, "
     "libfontconfig1, "
@@ -226,6 +230,25 @@ def _deb_lines() -> list[str]:
     return lines
 
 
+def machine_settings_text(model_path: str) -> str:
+    """The machine-wide settings an installer with a model writes: llm_path set to it."""
+    import json
+
+    return (
+        "# Written by Confidant's installer: the chat model IT chose for this computer.\n"
+        "# Keys are those of app/config.py's Settings; see settings.example.toml.\n"
+        f"llm_path = {json.dumps(model_path)}\n"
+    )
+
+
+def shipped_model_path(source: str) -> str:
+    """Where a model given to build-linux.sh --model lands on the workstation."""
+    name = Path(source).name
+    if not name.lower().endswith(".gguf") or "/" in name or name.startswith("."):
+        raise ValueError(f"not a .gguf file name: {name}")
+    return f"{LINUX_MODEL_DIR}/{name}"
+
+
 def main(argv: list[str]) -> int:
     """Shell access for build-linux.sh: `python packaging/layout.py QUERY`."""
     queries = {
@@ -237,7 +260,14 @@ def main(argv: list[str]) -> int:
         "exe": lambda: [EXE_NAME],
         "prefix": lambda: [LINUX_PREFIX],
         "required": lambda: BUNDLE_REQUIRED,
+        "machine-settings-path": lambda: [LINUX_MACHINE_SETTINGS],
     }
+    if len(argv) == 2 and argv[0] == "model-target":
+        print(shipped_model_path(argv[1]))
+        return 0
+    if len(argv) == 2 and argv[0] == "machine-settings":
+        print(machine_settings_text(argv[1]), end="")
+        return 0
     if len(argv) != 1 or argv[0] not in queries:
         print(f"usage: layout.py {{{','.join(queries)}}}", file=sys.stderr)
         return 2

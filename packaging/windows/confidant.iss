@@ -2,6 +2,12 @@
 ;
 ;   pyinstaller --noconfirm --clean --distpath dist --workpath build packaging\confidant.spec
 ;   iscc /DAppVersion=0.1.0 packaging\windows\confidant.iss
+;   iscc /DAppVersion=0.1.0 /DModelFile=C:\models\Llama-3.1-8B-Instruct-Q4_K_M.gguf packaging\windows\confidant.iss
+;
+; /DModelFile=PATH.gguf ships a chat model (as build-linux.sh --model): it is installed in
+; %PROGRAMDATA%\Confidant\models and the machine-wide %PROGRAMDATA%\Confidant\settings.toml is
+; written with llm_path set to it (a TOML literal string: backslashes kept), unless IT already
+; installed one (it is then left alone).
 ;
 ; Output: dist\confidant-<version>-setup.exe. The bundle layout (confidant.exe, confidant-cli.exe,
 ; _internal\...) is declared in packaging\layout.py; tests\packaging\test_layout.py checks every
@@ -16,6 +22,11 @@
 #define AppExe "confidant.exe"
 #define AppCliExe "confidant-cli.exe"
 #define BundleDir "..\..\dist\confidant"
+#ifdef ModelFile
+  #define ShippedModel ModelFile
+#else
+  #define ShippedModel ""
+#endif
 
 [Setup]
 AppId={{6F1E5B7A-3C2D-4E8F-9A0B-C0FFEE5A1E01}
@@ -47,6 +58,10 @@ Name: "desktopicon"; Description: "{cm:CreateDesktopIcon}"; GroupDescription: "{
 Source: "{#BundleDir}\*"; DestDir: "{app}"; Flags: ignoreversion recursesubdirs createallsubdirs
 ; An example of the machine-wide settings file IT may install as %PROGRAMDATA%\Confidant\settings.toml.
 Source: "..\settings.example.toml"; DestDir: "{app}\_internal\resources"; Flags: ignoreversion
+#ifdef ModelFile
+; The chat model IT chose (iscc /DModelFile=...), kept apart from the program's folder.
+Source: "{#ShippedModel}"; DestDir: "{commonappdata}\Confidant\models"; Flags: ignoreversion nocompression
+#endif
 
 [Icons]
 Name: "{autoprograms}\{#AppName}"; Filename: "{app}\{#AppExe}"; WorkingDir: "{app}"
@@ -58,6 +73,24 @@ Filename: "{app}\{#AppExe}"; Description: "{cm:LaunchProgram,{#AppName}}"; Flags
 [Code]
 var
   RemoveUserData: Boolean;
+
+#ifdef ModelFile
+{ With a model shipped: machine-wide settings pointing at it, unless IT has written its own. }
+procedure CurStepChanged(CurStep: TSetupStep);
+var
+  Settings: String;
+begin
+  if CurStep = ssPostInstall then
+  begin
+    Settings := ExpandConstant('{commonappdata}\Confidant\settings.toml');
+    if not FileExists(Settings) then
+      SaveStringToFile(Settings,
+        '# Written by Confidant''s installer: the chat model IT chose for this computer.' + #13#10 +
+        'llm_path = ''' + ExpandConstant('{commonappdata}\Confidant\models\{#ExtractFileName(ModelFile)}') + '''' + #13#10,
+        False);
+  end;
+end;
+#endif
 
 function UserDataDir(): String;
 begin
