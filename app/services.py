@@ -68,7 +68,10 @@ class Services:
         """What is damaged in the library and the chats, from their files (Chroma is not
         started; see store_health.py). The window asks before it opens the library, and
         offers repair() when the report is not ok."""
-        return check(self.home)
+        report = check(self.home)
+        if self.settings.library_server:  # team mode: the local library is not in use
+            report.library = []
+        return report
 
     def repair(self, cancel) -> Iterator:
         """Rebuild a damaged library from its documents' files, keeping chats and settings

@@ -36,7 +36,9 @@ if [ ! -f $W/shape-q4km.gguf ]; then
 fi
 ls -la $W/*.gguf >> $LOG
 say "serving: 8 slots of 4096 tokens"
+# chatml: the shape model's borrowed tokenizer file may carry a placeholder chat template
 $BIN/llama-server -m $W/shape-q4km.gguf -ngl 99 -c 32768 -np 8 --host 127.0.0.1 --port 8080 \
+  --chat-template chatml \
   > $OUT/llama-server.log 2>&1 &
 SERVER=$!
 for i in $(seq 1 120); do curl -sf 127.0.0.1:8080/v1/models > /dev/null && break; sleep 1; done

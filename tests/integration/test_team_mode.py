@@ -212,15 +212,18 @@ def test_servers_down_at_start(tmp_path, embedder, monkeypatch):
     from tests.integration.team_servers import free_port
 
     port = free_port()
+    local = tmp_path / "library.sqlite3"  # a local library, damaged: team mode leaves it be
+    local.write_bytes(b"not a database")
     s = Services(
         tmp_path,
         Settings(
             library_server=f"http://127.0.0.1:{port}", llm_server=f"http://127.0.0.1:{port}/v1"
         ),
     )
+    assert s.health().ok  # the local library's damage is not this mode's business
     with pytest.raises(ServerUnavailable, match=f"127.0.0.1:{port} cannot be reached"):
         s.library.documents()
     events = list(s.chat().ask("anything", CancelToken()))
     assert isinstance(events[-1], AnswerFailed) and "cannot be reached" in events[-1].message
     s.close()
-    assert not (tmp_path / "library.sqlite3").exists()
+    assert local.read_bytes() == b"not a database" and not (tmp_path / "library").exists()
