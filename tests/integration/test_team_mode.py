@@ -227,3 +227,38 @@ def test_servers_down_at_start(tmp_path, embedder, monkeypatch):
     assert isinstance(events[-1], AnswerFailed) and "cannot be reached" in events[-1].message
     s.close()
     assert local.read_bytes() == b"not a database" and not (tmp_path / "library").exists()
+
+
+def test_headless_ingest_on_a_server_and_a_move_seen_by_a_workstation(
+    team, servers, tmp_path, monkeypatch, capsys
+):
+    """`confidant ingest` in a server account whose settings.toml names the library server;
+    a workstation sees the documents, and a file moved on the share is cited at its new place."""
+    import json
+
+    from app.cli import main
+
+    _a, b, share = team
+    server_home = tmp_path / "ingest-account"
+    server_home.mkdir()
+    (server_home / "settings.toml").write_text(
+        f'library_server = "{servers["library"]}"\nlibrary_token = "{TOKEN}"\n', encoding="utf-8"
+    )
+    monkeypatch.setenv("CONFIDANT_HOME", str(server_home))
+    monkeypatch.setenv("CONFIDANT_MACHINE_SETTINGS", str(tmp_path / "none.toml"))
+    code = main(["ingest", str(share), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert {f["status"] for f in json.loads(out)["files"]} == {"added"}
+    assert TOKEN not in out + err
+    assert not (server_home / "library.sqlite3").exists()
+    assert {d.path for d in b.library.documents()} == {str(share / n) for n in PAGES}
+    moved = share / "archive"
+    moved.mkdir()
+    (share / "contract.pdf").rename(moved / "contract.pdf")
+    doc = b.library.document(str(share / "contract.pdf"))
+    st = (moved / "contract.pdf").stat()
+    b.library.move_document(doc.id, str(moved / "contract.pdf"), st.st_size, st.st_mtime)
+    hits = b.retriever().search("ZX-4471-PELICAN notice period", 1)
+    assert hits[0].path == str(moved / "contract.pdf")
+    assert b.library.document(str(moved / "contract.pdf")).id == doc.id

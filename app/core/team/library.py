@@ -36,7 +36,16 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from app.core.events import Hit
-from app.core.library import ChunkRecord, DocumentRow, EmbedderMismatch, Library, chunk_id
+from app.core.library import (
+    ChunkRecord,
+    DocumentRow,
+    EmbedderMismatch,
+    Library,
+    chunk_id,
+    path_for_meta,
+    path_from_meta,
+)
+from app.core.paths import from_sql, to_sql
 from app.core.store_health import LibraryDamaged
 from app.core.team.http import Secret, ServerUnavailable, auth_headers, check_url, safe_url
 
@@ -228,7 +237,7 @@ class RemoteLibrary:
     def _as_row(self, doc_id: int, meta: dict) -> DocumentRow:
         return DocumentRow(
             id=int(doc_id),
-            path=self.paths.to_local(meta.get("path", "")),
+            path=self._local_path(meta),
             hash=meta.get("hash") or None,
             pending=meta.get("pending") or None,
             size=int(meta.get("size", 0)),
@@ -273,9 +282,24 @@ class RemoteLibrary:
         rows = [self._as_row(int(i), m) for i, m in self._doc_rows().items() if i != _META]
         return sorted(rows, key=lambda r: r.path)
 
-    def document(self, path: str) -> DocumentRow | None:
-        doc_id = doc_id_for(self.paths.to_shared(path))
+    def _local_path(self, meta: dict) -> str:
+        return self.paths.to_local(path_from_meta(meta.get("path", "")))
+
+    def _find(self, shared: str) -> tuple[int, dict | None]:
+        """(id, row) of the document the team knows by `shared`: by the id its name gives,
+        else by its path (a moved document keeps the id of the name it was added under)."""
+        doc_id = doc_id_for(shared)
         meta = self._doc_row(doc_id)
+        if meta is None:
+            got = self._call(
+                self._docs.get, where={"path": path_for_meta(shared)}, include=["metadatas"]
+            )
+            if got["ids"]:
+                return int(got["ids"][0]), got["metadatas"][0] or {}
+        return doc_id, meta
+
+    def document(self, path: str) -> DocumentRow | None:
+        doc_id, meta = self._find(self.paths.to_shared(path))
         return self._as_row(doc_id, meta) if meta is not None else None
 
     def unfinished(self) -> list[str]:
@@ -305,14 +329,22 @@ class RemoteLibrary:
         replica = self.replica
         with replica._lock:
             db = replica._db
-            have = dict(db.execute("SELECT id, hash FROM documents").fetchall())
+            rows_here = db.execute("SELECT id, hash, path FROM documents").fetchall()
+            have = {d: h for d, h, _ in rows_here}
             gone = [d for d, h in have.items() if d not in live or live[d]["hash"] != h]
             wanted = [d for d, m in live.items() if have.get(d) != m["hash"]]
-            if gone:
+            moved = [
+                (self._local_path(live[d]), d)
+                for d, h, p in rows_here
+                if d in live and live[d]["hash"] == h and self._local_path(live[d]) != from_sql(p)
+            ]
+            if gone or moved:
                 db.execute("BEGIN")
                 for d in gone:
                     db.execute("DELETE FROM chunks WHERE doc_id=?", (d,))
                     db.execute("DELETE FROM documents WHERE id=?", (d,))
+                for path, d in moved:  # same bytes, new place: citations open the new one
+                    db.execute("UPDATE documents SET path=? WHERE id=?", (to_sql(path), d))
                 db.execute("COMMIT")
         for start in range(0, len(wanted), 50):
             self._fetch_versions({d: live[d] for d in wanted[start : start + 50]})
@@ -364,7 +396,7 @@ class RemoteLibrary:
                     "chunks, pages, updated) VALUES (?, ?, ?, ?, ?, 'ready', ?, ?, ?)",
                     (
                         d,
-                        self.paths.to_local(meta.get("path", "")),
+                        to_sql(self._local_path(meta)),
                         meta["hash"],
                         int(meta.get("size", 0)),
                         float(meta.get("mtime", 0.0)),
@@ -420,9 +452,9 @@ class RemoteLibrary:
     # ------------------------------------------------------------------ writing
     def begin_version(self, path: str, version: str, size: int, mtime: float) -> int:
         shared = self.paths.to_shared(path)
-        doc_id = doc_id_for(shared)
-        meta = self._doc_row(doc_id) or {
-            "path": shared,
+        doc_id, meta = self._find(shared)
+        meta = meta or {
+            "path": path_for_meta(shared),
             "hash": "",
             "status": "indexing",
             "chunks": 0,
@@ -494,8 +526,8 @@ class RemoteLibrary:
         self, path: str, status: str, error: str, size: int = 0, mtime: float = 0.0
     ) -> None:
         shared = self.paths.to_shared(path)
-        doc_id = doc_id_for(shared)
-        meta = self._doc_row(doc_id) or {"path": shared, "hash": "", "chunks": 0, "pages": 0}
+        doc_id, meta = self._find(shared)
+        meta = meta or {"path": path_for_meta(shared), "hash": "", "chunks": 0, "pages": 0}
         if not meta.get("hash"):
             meta.update(status=status, size=size, mtime=mtime)
         meta["error"] = error
@@ -507,10 +539,31 @@ class RemoteLibrary:
             meta.update(size=size, mtime=mtime)
             self._put_row(doc_id, meta)
 
+    def move_document(self, doc_id: int, new_path: str, size: int, mtime: float) -> None:
+        """The file was moved or renamed (same bytes): its row names the new place."""
+        meta = self._doc_row(doc_id)
+        if meta is not None:
+            meta.update(path=path_for_meta(self.paths.to_shared(new_path)), size=size, mtime=mtime)
+            self._put_row(doc_id, meta)
+
+    # Folders kept in sync are this workstation's own (they are paths on this computer): kept
+    # in the replica's database, never on the server.
+    def sources(self):
+        return self.replica.sources()
+
+    def add_source(self, path: str, device: int | None) -> bool:
+        return self.replica.add_source(path, device)
+
+    def update_source(self, path: str, **values) -> None:
+        self.replica.update_source(path, **values)
+
+    def forget_source(self, path: str) -> bool:
+        return self.replica.forget_source(path)
+
     def remove(self, path: str) -> bool:
         """The documents row first (no client sees it after its next search), then its chunks."""
-        doc_id = doc_id_for(self.paths.to_shared(path))
-        if self._doc_row(doc_id) is None:
+        doc_id, meta = self._find(self.paths.to_shared(path))
+        if meta is None:
             return False
         self._call(self._docs.delete, ids=[str(doc_id)])
         self._call(self._chunks.delete, where={"doc_id": doc_id})
