@@ -103,6 +103,14 @@ def add_arguments(p) -> None:
         default="What does this library cover?",
         help="the question --gui asks after ingesting",
     )
+    g.add_argument(
+        "--sync",
+        type=int,
+        nargs="?",
+        const=20_000,
+        metavar="N",
+        help="folders in sync: reconcile of N unchanged files, GUI lag while syncing (20,000)",
+    )
     g = p.add_argument_group("team mode (app/bench/team.py; servers started on loopback)")
     g.add_argument(
         "--team",
@@ -132,6 +140,7 @@ def run_bench(args) -> int:
         args.gui,
         args.retrieval_while_ingesting,
         args.gate,
+        args.sync,
     )
     if not any(wanted):
         print(
@@ -167,6 +176,11 @@ def run_bench(args) -> int:
 
         results["gui"] = bench_gui(args.gui, args.question).as_dict()
         _show(args, format_gui(results["gui"]))
+    if args.sync:
+        from app.bench.sync import bench_sync, format_sync
+
+        results["sync"] = bench_sync(args.sync).as_dict()
+        _show(args, format_sync(results["sync"]))
     if args.baseline_langchain:
         results["baseline"] = run_baseline(args)
         _show(args, format_baseline(results["baseline"]))
