@@ -239,9 +239,9 @@ class Ingestor:
             interrupted=tuple(interrupted),
             bytes=sum(_size(f) for f in files),
         )
-        for problem in problems:
-            run.counts["failed"] += 1
-            yield FileDone(problem.path, "failed", error=display(problem.message))
+        for problem in problems:  # unreadable folders fail; links out, data folders are skipped
+            run.counts[problem.status] += 1
+            yield FileDone(problem.path, problem.status, error=display(problem.message))
         if files:
             yield from self._pipeline(files, cancel, run)
         if self.ingest_queue is not None and not cancel.cancelled:

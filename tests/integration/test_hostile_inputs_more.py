@@ -329,3 +329,39 @@ def test_ctrl_c_forgets_the_stopped_file_and_prints_no_traceback(home, tmp_path)
     finally:
         library.close()
     assert IngestQueue(home).paths() == []
+
+
+def test_zero_bytes_far_into_a_markdown_file_stop_its_reader_too(tmp_path):
+    from app.core.documents.markdown import read_markdown
+
+    path = tmp_path / "notes.md"
+    text = b"# Notes\n\nWords words words.\n" * 6000  # 168 KB: the run is after the first sample
+    with open(path, "wb") as fh:
+        fh.write(text[:100_000] + b"\x00" * 5000 + text[100_000:] + text + text)
+    with pytest.raises(UnsupportedFormat, match=r"long run of zero bytes at about 0\.1 MB"):
+        list(read_markdown(path))
+
+
+def test_a_link_out_of_the_folder_is_a_skip_not_a_failure(tmp_path, capsys):
+    """Passed over on purpose: said, counted as skipped, and `ingest` still exits 0."""
+    import json
+
+    from app.cli import main
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("The office opens at nine.\n")
+    (docs / "to-passwd").symlink_to("/etc/passwd")
+    home = tmp_path / "home"
+    env = {"CONFIDANT_HOME": str(home), "CONFIDANT_MACHINE_SETTINGS": str(tmp_path / "none")}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        code = main(["ingest", str(docs), "--json"])
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    out = json.loads(capsys.readouterr().out)
+    status = {os.path.basename(f["path"]): f["status"] for f in out["files"]}
+    assert status == {"a.txt": "added", "to-passwd": "skipped"}
+    assert code == 0

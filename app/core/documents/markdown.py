@@ -24,6 +24,8 @@ from app.core.documents.base import EmptyDocument, Heading, Page
 from app.core.documents.text import (
     BLOCK_BYTES,
     PIECE_CHARS,
+    _NulWatch,
+    nul_run_error,
     open_text,
 )
 
@@ -237,10 +239,15 @@ def _cut(buf: str) -> int | None:
 
 
 def _decoded(f, path, encoding: str, sample: bytes) -> Iterator[str]:
+    """The file's text as it is read; a long run of zero bytes anywhere (binary data behind a
+    text start, a file padded to gigabytes) stops it at once (text.py's check)."""
+    watch = _NulWatch(f.tell(), sample)
     decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
     yield decoder.decode(sample)
     while True:
         block = read_head(f, path, BLOCK_BYTES)
+        if (at := watch.check(block)) is not None:
+            raise nul_run_error(path, at)
         yield decoder.decode(block, final=not block)
         if not block:
             return
