@@ -508,6 +508,32 @@ class ChatView(QWidget):
         self.scroll.verticalScrollBar().valueChanged.connect(self._track_bottom)
         self.stack.addWidget(self.empty)
         self.stack.addWidget(self.scroll)
+        # A note across the top of the conversation (the built-in model is weak...), with one
+        # action and a dismiss button; hidden until something is to be said.
+        self.notice = QFrame()
+        self.notice.setObjectName("chatNotice")
+        self.notice.setStyleSheet(
+            "#chatNotice { background: palette(alternate-base); "
+            "border-bottom: 1px solid palette(midlight); }"
+        )
+        row = QHBoxLayout(self.notice)
+        row.setContentsMargins(24, 8, 12, 8)
+        self.notice_label = QLabel()
+        self.notice_label.setWordWrap(True)
+        row.addWidget(self.notice_label, 1)
+        self.notice_button = QPushButton()
+        self.notice_button.clicked.connect(self._notice_clicked)
+        row.addWidget(self.notice_button)
+        dismiss = QToolButton()
+        dismiss.setText("✕")
+        dismiss.setAutoRaise(True)
+        dismiss.setAccessibleName("Dismiss this note")
+        dismiss.setToolTip("Dismiss")
+        dismiss.clicked.connect(self.notice.hide)
+        row.addWidget(dismiss)
+        self.notice.hide()
+        self._notice_action = None
+        outer.addWidget(self.notice)
         outer.addWidget(self.stack, 1)
 
         bar = QFrame()
@@ -530,6 +556,17 @@ class ChatView(QWidget):
         self._update_stack()
 
     # ------------------------------------------------------------------ state
+    def show_notice(self, text: str, button: str, action) -> None:
+        self.notice_label.setText(text)
+        self.notice_button.setText(button)
+        self._notice_action = action
+        self.notice.show()
+
+    def _notice_clicked(self) -> None:
+        self.notice.hide()
+        if self._notice_action is not None:
+            self._notice_action()
+
     def set_library(self, documents: int) -> None:
         self._library_docs = documents
         self.empty.set_library(documents)

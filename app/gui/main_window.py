@@ -451,7 +451,10 @@ class MainWindow(QMainWindow):
 
     def show_start_notes(self) -> None:
         """Once, at start: what the data directory's opening had to say (a damaged chats file
-        set aside)."""
+        set aside, a settings value refused)."""
+        problems = list(getattr(self.services.settings, "problems", ()) or ())
+        if problems:  # a bad value in settings.toml: the default is used, and said
+            self.statusBar().showMessage(" ".join(problems), 30000)
         note = self.services.history.note()
         if note:
             QMessageBox.information(self, "Confidant", note)

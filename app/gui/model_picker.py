@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
@@ -32,8 +31,8 @@ from app.config import Settings
 NOTICE_KEY = "model_notice_shown"
 WEAK_MODEL_NOTICE = (
     "Confidant is using its small built-in model. It shows how everything works, but its "
-    "answers will be weak. Choose a better model now: the next window lists the ones already "
-    "on this computer (and, if allowed, a few to download)."
+    "answers will be weak. Choose a better model: Confidant lists the ones already on this "
+    "computer (and, if your IT department allows it, a few to download)."
 )
 
 
@@ -275,7 +274,17 @@ def offer_real_model(window) -> None:
     if history.get_state(NOTICE_KEY):
         return
     history.set_state(NOTICE_KEY, "1")
-    QMessageBox.information(window, "A better chat model", WEAK_MODEL_NOTICE)
-    picker = ModelPicker(settings, services.home, window)
-    if picker.exec() == QDialog.DialogCode.Accepted and picker.chosen:
-        window.apply_settings(settings.with_changes(llm_path=picker.chosen))
+    # A note in the window, not a dialog: nothing waits on it, and the picker is one click.
+    window.chat.show_notice(WEAK_MODEL_NOTICE, "Choose a model…", lambda: open_picker(window))
+
+
+def open_picker(window) -> None:
+    """The picker as a window-modal dialog; a model chosen there becomes the chat model."""
+    picker = ModelPicker(window.services.settings, window.services.home, window)
+
+    def chosen() -> None:
+        if picker.chosen:
+            window.apply_settings(window.services.settings.with_changes(llm_path=picker.chosen))
+
+    picker.accepted.connect(chosen)
+    picker.open()

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDialog, QMessageBox
+from PySide6.QtWidgets import QDialog
 
 from app.config import Settings, default_llm_path
 from app.core.model_catalog import GiB, Memory, scan
@@ -85,33 +85,37 @@ class _History:
         self.state[key] = value
 
 
-def test_first_start_with_the_built_in_model_says_so_once(qtbot, tmp_path, monkeypatch, found):
-    said, applied = [], []
-    monkeypatch.setattr(QMessageBox, "information", lambda *a: said.append(a[2]))
-    monkeypatch.setattr(ModelPicker, "exec", lambda self: QDialog.DialogCode.Accepted)
-    monkeypatch.setattr(ModelPicker, "_default_scan", lambda self: found[0])
+def test_first_start_with_the_built_in_model_says_so_once(qtbot, tmp_path, monkeypatch):
+    """A note across the conversation (no dialog that would hold the start), once; its button
+    opens the picker."""
+    from app.gui.chat_view import ChatView
 
-    def fake_init(self, *a, **kw):
-        self.chosen = str(found[1])
-
-    monkeypatch.setattr(ModelPicker, "__init__", fake_init)
+    opened = []
+    monkeypatch.setattr(model_picker, "open_picker", opened.append)
+    chat = ChatView()
+    qtbot.addWidget(chat)
+    chat.show()
     window = SimpleNamespace(
         services=SimpleNamespace(settings=Settings(), history=_History(), home=tmp_path),
-        apply_settings=applied.append,
+        chat=chat,
     )
     offer_real_model(window)
-    assert said == [model_picker.WEAK_MODEL_NOTICE] and "weak" in said[0]
-    assert applied[0].llm_path == str(found[1])
+    assert chat.notice.isVisible() and "weak" in chat.notice_label.text()
+    assert chat.notice_label.text() == model_picker.WEAK_MODEL_NOTICE
+    qtbot.mouseClick(chat.notice_button, Qt.MouseButton.LeftButton)
+    assert opened == [window] and not chat.notice.isVisible()
     offer_real_model(window)  # once only
-    assert len(said) == 1
+    assert not chat.notice.isVisible()
     # a real model in the settings, or one IT has set: nothing said
     for settings in (Settings(llm_path="/m.gguf"), Settings(locked=frozenset({"llm_path"}))):
+        other_chat = ChatView()
+        qtbot.addWidget(other_chat)
         other = SimpleNamespace(
             services=SimpleNamespace(settings=settings, history=_History(), home=tmp_path),
-            apply_settings=applied.append,
+            chat=other_chat,
         )
         offer_real_model(other)
-    assert len(said) == 1
+        assert other_chat.notice.isHidden()
 
 
 def test_settings_has_a_choose_button_that_fills_the_model(qtbot, tmp_path, monkeypatch, found):

@@ -490,6 +490,15 @@ def test_a_damaged_chats_file_is_said_once_at_start(qtbot, make_window, home, mo
     assert window.services.history.conversations() == []  # a fresh chats file works
 
 
+def test_a_refused_settings_value_is_said_at_start(qtbot, make_window, home):
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "settings.toml").write_text("sources = -3\n", encoding="utf-8")
+    window = make_window(home)
+    window.show_start_notes()
+    said = window.statusBar().currentMessage()
+    assert "'sources' must be a whole number from 1 to 20 (it is -3)" in said
+
+
 # Last in this file: a window run through run_window() and QApplication.quit() leaves later
 # windows of the same process unable to finish an ingestion (a pre-existing test-order effect).
 def test_run_window_opens_and_closes_cleanly(qtbot, home, monkeypatch):
