@@ -400,6 +400,7 @@ class LibraryView(QWidget):
         pv.setSpacing(4)
         self.progress_label = QLabel()
         self.progress_label.setObjectName("mutedLabel")
+        self.progress_label.setWordWrap(True)  # "Adding 6 of 6 · page 240 of 2,415 · …": wraps
         pv.addWidget(self.progress_label)
         prow = QHBoxLayout()
         self.cancel_button = QPushButton("&Cancel")
