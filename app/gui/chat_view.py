@@ -463,6 +463,7 @@ class ChatView(QWidget):
 
     send_requested = Signal(str)
     stop_requested = Signal()
+    notice_clicked = Signal()
     regenerate_requested = Signal()
     source_clicked = Signal(dict)
     add_files = Signal()
@@ -532,7 +533,6 @@ class ChatView(QWidget):
         dismiss.clicked.connect(self.notice.hide)
         row.addWidget(dismiss)
         self.notice.hide()
-        self._notice_action = None
         outer.addWidget(self.notice)
         outer.addWidget(self.stack, 1)
 
@@ -556,16 +556,17 @@ class ChatView(QWidget):
         self._update_stack()
 
     # ------------------------------------------------------------------ state
-    def show_notice(self, text: str, button: str, action) -> None:
+    def show_notice(self, text: str, button: str) -> None:
+        """A note across the top; its button emits notice_clicked. (A signal, not a stored
+        callback: a closure over the window kept here made a Python cycle through the window,
+        freed later by the garbage collector on whatever thread ran it: a segfault.)"""
         self.notice_label.setText(text)
         self.notice_button.setText(button)
-        self._notice_action = action
         self.notice.show()
 
     def _notice_clicked(self) -> None:
         self.notice.hide()
-        if self._notice_action is not None:
-            self._notice_action()
+        self.notice_clicked.emit()
 
     def set_library(self, documents: int) -> None:
         self._library_docs = documents

@@ -484,6 +484,11 @@ class MainWindow(QMainWindow):
             self.viewer = SourceViewer(self)
         self.viewer.show_source(source)
 
+    def open_model_picker(self) -> None:
+        from app.gui.model_picker import open_picker
+
+        open_picker(self)
+
     def open_about(self) -> None:
         from app.config import embedder_path, llm_path
         from app.gui.about_dialog import AboutDialog

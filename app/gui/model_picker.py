@@ -275,7 +275,8 @@ def offer_real_model(window) -> None:
         return
     history.set_state(NOTICE_KEY, "1")
     # A note in the window, not a dialog: nothing waits on it, and the picker is one click.
-    window.chat.show_notice(WEAK_MODEL_NOTICE, "Choose a model…", lambda: open_picker(window))
+    window.chat.show_notice(WEAK_MODEL_NOTICE, "Choose a model…")
+    window.chat.notice_clicked.connect(window.open_model_picker)
 
 
 def open_picker(window) -> None:

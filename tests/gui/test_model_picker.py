@@ -91,7 +91,6 @@ def test_first_start_with_the_built_in_model_says_so_once(qtbot, tmp_path, monke
     from app.gui.chat_view import ChatView
 
     opened = []
-    monkeypatch.setattr(model_picker, "open_picker", opened.append)
     chat = ChatView()
     qtbot.addWidget(chat)
     chat.show()
@@ -99,6 +98,7 @@ def test_first_start_with_the_built_in_model_says_so_once(qtbot, tmp_path, monke
         services=SimpleNamespace(settings=Settings(), history=_History(), home=tmp_path),
         chat=chat,
     )
+    window.open_model_picker = lambda: opened.append(window)
     offer_real_model(window)
     assert chat.notice.isVisible() and "weak" in chat.notice_label.text()
     assert chat.notice_label.text() == model_picker.WEAK_MODEL_NOTICE
@@ -113,6 +113,7 @@ def test_first_start_with_the_built_in_model_says_so_once(qtbot, tmp_path, monke
         other = SimpleNamespace(
             services=SimpleNamespace(settings=settings, history=_History(), home=tmp_path),
             chat=other_chat,
+            open_model_picker=lambda: None,
         )
         offer_real_model(other)
         assert other_chat.notice.isHidden()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox
 from pytestqt.exceptions import TimeoutError
 
 from app.config import load_settings
@@ -497,6 +497,32 @@ def test_a_refused_settings_value_is_said_at_start(qtbot, make_window, home):
     window.show_start_notes()
     said = window.statusBar().currentMessage()
     assert "'sources' must be a whole number from 1 to 20 (it is -3)" in said
+
+
+def test_a_closed_window_is_freed_at_once_not_by_the_garbage_collector(make_services, home):
+    """No Python cycle through the window: the cyclic collector runs on whichever thread
+    allocates, and a window it frees from a lane's thread is a segfault (seen when a closure
+    over the window was kept by the start note's button)."""
+    import gc
+    import weakref
+
+    from app.gui.main_window import MainWindow
+
+    gc.collect()
+    gc.disable()
+    try:
+        window = MainWindow(make_services(home))
+        window.show()
+        window.show_start_notes()  # the built-in model's note, with its button
+        assert window.chat.notice.isVisible()
+        window.close()
+        window.shutdown()
+        ref = weakref.ref(window)
+        del window
+        QApplication.processEvents()
+        assert ref() is None, gc.get_referrers(ref())
+    finally:
+        gc.enable()
 
 
 # Last in this file: a window run through run_window() and QApplication.quit() leaves later
