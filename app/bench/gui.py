@@ -187,7 +187,7 @@ def bench_gui(folder: str | Path, question: str, timeout_s: float = 1800) -> Gui
             probe.start()
             t0 = time.perf_counter()
             window.ask(question)
-            _wait(app, lambda: window.ask_job is None, timeout_s)
+            _wait(app, lambda: not window.chats.answers, timeout_s)
             result.answer_s = round(time.perf_counter() - t0, 2)
             result.answer = probe.stop()
             last = window.chat.bubbles[-1] if window.chat.bubbles else None

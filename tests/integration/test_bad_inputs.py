@@ -489,7 +489,7 @@ QUESTION = "When is the company van serviced?"
 
 
 def test_a_broken_model_is_a_clear_message_and_search_still_works(small_library, tmp_path, capsys):
-    from app.core.events import AnswerFailed
+    from app.core.events import AnswerFailed, AnswerStage, SourcesFound
     from app.services import Services
 
     for kind, (path, words) in bad_models(tmp_path).items():
@@ -498,7 +498,9 @@ def test_a_broken_model_is_a_clear_message_and_search_still_works(small_library,
         services = Services(small_library, model_override=str(path))
         events = list(services.chat().ask(QUESTION, CancelToken()))
         services.close()
-        assert len(events) == 1, events  # failed before any source was shown
+        # Failed before any source was shown (only the stages it had reached came before).
+        assert not [e for e in events if isinstance(e, SourcesFound)], events
+        assert [type(e) for e in events[:-1]] == [AnswerStage] * (len(events) - 1), events
         assert isinstance(events[-1], AnswerFailed) and words in events[-1].message, (kind, events)
     code, out, _ = cli(capsys, "search", "van service", "--json")
     assert code == 0 and "Doyle Motors" in out
