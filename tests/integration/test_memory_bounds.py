@@ -31,6 +31,7 @@ from tests.pdfmaker import make_docx, make_pdf
 pytestmark = pytest.mark.slow
 GIB = 2**30
 TREE_LIMIT = 2 * GIB
+APP_TREE = 1 * GIB  # the app's tree while ingesting (peak 0.94-0.99 GB: docs/performance.md)
 FILE_SECONDS = 60  # each hostile file, from its start to its message (the target is 3 minutes)
 
 
@@ -291,6 +292,7 @@ class TreePeak:
 
     def __init__(self) -> None:
         self.peak = 0
+        self.baseline = 0  # the tree at the start (in a long test session, more than the app's)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -305,6 +307,11 @@ class TreePeak:
             self._stop.wait(0.02)
 
     def __enter__(self) -> TreePeak:
+        me = psutil.Process()
+        self.baseline = me.memory_info().rss
+        for child in me.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                self.baseline += child.memory_info().rss
         self._thread.start()
         return self
 
@@ -368,14 +375,20 @@ def test_hostile_files_fail_alone_in_bounded_memory_and_time(tmp_path, embedder)
         got = run_ingest(library, embedder, [bad])
     seconds = time.perf_counter() - started
     report = "\n".join(f"{n}: {s} in {t:.1f} s: {e}" for n, (s, e, t) in sorted(got.items()))
-    print(f"\n{report}\nwhole run {seconds:.1f} s, tree peak {memory.peak / GIB:.2f} GiB")
+    print(
+        f"\n{report}\nwhole run {seconds:.1f} s, tree peak {memory.peak / GIB:.2f} GiB "
+        f"(from {memory.baseline / GIB:.2f} GiB at the start)"
+    )
 
     for name, words in expected.items():
         status, error, took = got[name]
         assert status == "failed", (name, status, error)
         assert f"'{name}'" in error and words in error and "Traceback" not in error, (name, error)
         assert took < FILE_SECONDS, (name, took)
-    assert memory.peak < TREE_LIMIT, memory.peak
+    # The app's own tree while ingesting is about 1 GB (docs/performance.md); what a hostile file
+    # may add on top is what keeps the whole under TREE_LIMIT. Measured as growth: run in the
+    # full suite, this process also holds every earlier test's models and windows.
+    assert memory.peak - memory.baseline < TREE_LIMIT - APP_TREE, (memory.baseline, memory.peak)
     # The picture is never unpacked; the letter's text is read.
     assert got["with picture.docx"][0] == "added", got["with picture.docx"]
     assert found(library, "Hartley", "with picture.docx")
