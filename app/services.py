@@ -50,6 +50,7 @@ class Services:
         self._engine: LlamaEngine | EngineProcess | None = None
         self._history: ChatHistory | None = None
         self._gate: RelevanceGate | None = None
+        self._found_sound = False  # health() just read the library's files: none is damaged
         self.ingest_queue = IngestQueue(self.home)  # survives a closed window or a crash
 
     @property
@@ -61,7 +62,9 @@ class Services:
 
                     self._library = library_for(self.home, self.settings)
                 else:
-                    self._library = Library(self.home)
+                    # The window checks the stores before it opens (health()): not twice.
+                    self._library = Library(self.home, checked=self._found_sound)
+                    self._found_sound = False
             return self._library
 
     def health(self) -> HealthReport:
@@ -71,6 +74,8 @@ class Services:
         report = check(self.home)
         if self.settings.library_server:  # team mode: the local library is not in use
             report.library = []
+        with self._lock:
+            self._found_sound = self._library is None and not report.library
         return report
 
     def repair(self, cancel) -> Iterator:

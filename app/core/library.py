@@ -193,14 +193,15 @@ class Library:
 
     COLLECTION = "chunks"
 
-    def __init__(self, home: Path, vector_process: bool = True) -> None:
+    def __init__(self, home: Path, vector_process: bool = True, checked: bool = False) -> None:
         """`vector_process`: Chroma runs in a child process (vector_store.py), so its writes
-        never stall this process; False keeps it in this one, as before (bench A/B)."""
+        never stall this process; False keeps it in this one, as before (bench A/B).
+        `checked`: the stores were just found sound (Services.health()), not read again."""
         self.home = Path(home)
         self.vector_process = vector_process
         # Before anything is read or written: a damaged store is refused, never taken for an
         # empty one (whose vectors would all look stray) or a complete one (store_health.py).
-        damages = check_library(self.home)
+        damages = [] if checked else check_library(self.home)
         if damages:
             raise LibraryDamaged(damages)
         self._lock = threading.RLock()

@@ -133,24 +133,39 @@ class _Clock:
 
 def _walk(root: Path, depth: int, clock: _Clock) -> Iterator[Path]:
     """GGUF files under `root`, `depth` folders down, never into a linked folder or a hidden
-    one, at most MAX_DIRS_PER_ROOT folders."""
+    one, at most MAX_DIRS_PER_ROOT folders. A linked file is fine (LM Studio links models)."""
+
+    def gguf(entry: os.DirEntry) -> bool:
+        return entry.name.lower().endswith(".gguf") and entry.is_file()
+
+    return _tree(root, depth, clock, gguf, hidden=False)
+
+
+def _walk_files(root: Path, depth: int, clock: _Clock) -> Iterator[Path]:
+    """Every plain file under `root` (Ollama's manifests), hidden folders included."""
+    return _tree(root, depth, clock, lambda e: e.is_file(follow_symlinks=False), hidden=True)
+
+
+def _tree(root: Path, depth: int, clock: _Clock, wanted, hidden: bool) -> Iterator[Path]:
+    """Files under `root` that `wanted` keeps, `depth` folders down, in name order, never into
+    a linked folder, at most MAX_DIRS_PER_ROOT folders and within the clock's budget."""
     pending = [(root, 0)]
-    seen_dirs = 0
-    while pending and seen_dirs < MAX_DIRS_PER_ROOT and not clock.out():
+    seen = 0
+    while pending and seen < MAX_DIRS_PER_ROOT and not clock.out():
         folder, level = pending.pop()
-        seen_dirs += 1
+        seen += 1
         try:
             with os.scandir(folder) as it:
-                entries = list(it)
+                entries = sorted(it, key=lambda e: e.name)
         except OSError:
             continue
-        for entry in sorted(entries, key=lambda e: e.name):
+        for entry in entries:
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    if level < depth and not entry.name.startswith("."):
+                    if level < depth and (hidden or not entry.name.startswith(".")):
                         pending.append((Path(entry.path), level + 1))
-                elif entry.name.lower().endswith(".gguf") and entry.is_file():
-                    yield Path(entry.path)  # a linked file is fine (LM Studio links models)
+                elif wanted(entry):
+                    yield Path(entry.path)
             except OSError:
                 continue
 
@@ -194,28 +209,6 @@ def _ollama(models: Path, clock: _Clock) -> Iterator[tuple[Path, str]]:
             namespace = parts[-3] if len(parts) >= 3 else "library"
             name = model if namespace == "library" else f"{namespace}/{model}"
             yield blob, printable(f"{name}:{tag}", 80)
-
-
-def _walk_files(root: Path, depth: int, clock: _Clock) -> Iterator[Path]:
-    pending = [(root, 0)]
-    seen = 0
-    while pending and seen < MAX_DIRS_PER_ROOT and not clock.out():
-        folder, level = pending.pop()
-        seen += 1
-        try:
-            with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    if level < depth:
-                        pending.append((Path(entry.path), level + 1))
-                elif entry.is_file(follow_symlinks=False):
-                    yield Path(entry.path)
-            except OSError:
-                continue
 
 
 # ------------------------------------------------------------------------------ memory

@@ -181,45 +181,42 @@ def _documents_table(path: Path) -> tuple[list[str], bool]:
         db.close()
 
 
-def _chroma_paths(path: Path) -> list[str]:
+def _salvaged_rows(path: Path, sql: str) -> Iterator[tuple]:
+    """The rows of `sql` in a database that may be damaged: as many as can be read, none when
+    it is missing or cannot be opened."""
     if not path.exists():
-        return []
-    paths: list[str] = []
+        return
     try:
         db = _connect(path)
     except sqlite3.Error:
-        return []
+        return
     try:
-        for (value,) in db.execute(
-            "SELECT string_value FROM embedding_metadata WHERE key='path' ORDER BY id"
-        ):
-            if isinstance(value, str):
-                paths.append(path_from_meta(value))
-    except (sqlite3.Error, ValueError):
-        pass
+        yield from db.execute(sql)
+    except sqlite3.Error:
+        return
     finally:
         db.close()
+
+
+def _chroma_paths(path: Path) -> list[str]:
+    paths: list[str] = []
+    sql = "SELECT string_value FROM embedding_metadata WHERE key='path' ORDER BY id"
+    for (value,) in _salvaged_rows(path, sql):
+        if isinstance(value, str):
+            try:
+                paths.append(path_from_meta(value))
+            except ValueError:
+                break
     return paths
 
 
 def _cited_paths(path: Path) -> list[str]:
-    if not path.exists():
-        return []
     paths: list[str] = []
-    try:
-        db = _connect(path)
-    except sqlite3.Error:
-        return []
-    try:
-        for (sources,) in db.execute("SELECT sources FROM messages ORDER BY id"):
-            try:
-                for source in json.loads(sources):
-                    if isinstance(source, dict) and isinstance(source.get("path"), str):
-                        paths.append(source["path"])
-            except ValueError:
-                continue
-    except (sqlite3.Error, ValueError):
-        pass
-    finally:
-        db.close()
+    for (sources,) in _salvaged_rows(path, "SELECT sources FROM messages ORDER BY id"):
+        try:
+            for source in json.loads(sources):
+                if isinstance(source, dict) and isinstance(source.get("path"), str):
+                    paths.append(source["path"])
+        except ValueError:
+            continue
     return paths

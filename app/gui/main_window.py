@@ -96,6 +96,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.model_status = "Model loads with the first question"
         self._said_note: str | None = None  # the model's load note, once said in the bar
+        self._asked_missing: set[str] = set()  # folders whose removal was asked this session
         self._closing = False
         self.lanes_stopped = False
         self.viewer = None
@@ -330,14 +331,10 @@ class MainWindow(QMainWindow):
 
     def delete_conversation(self, conv_id: int) -> None:
         title = self.chats.title_of(conv_id)
-        answer = QMessageBox.question(
-            self,
+        if self._confirm(
             "Delete conversation",
             f"Delete the conversation “{title}” and all its messages? This cannot be undone.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Cancel,
-        )
-        if answer == QMessageBox.StandardButton.Yes:
+        ):
             self.chats.delete(conv_id)
 
     # ================================================================== asking
@@ -388,14 +385,10 @@ class MainWindow(QMainWindow):
         if not paths:
             return
         what = f"“{Path(paths[0]).name}”" if len(paths) == 1 else f"these {len(paths)} documents"
-        answer = QMessageBox.question(
-            self,
+        if self._confirm(
             "Remove from library",
             f"Remove {what} from the library? The files themselves stay where they are.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Cancel,
-        )
-        if answer == QMessageBox.StandardButton.Yes:
+        ):
             self.documents.remove(paths)
 
     def _show_snapshot(self, snapshot) -> None:
@@ -409,19 +402,21 @@ class MainWindow(QMainWindow):
     def _confirm_missing_folder(self, folder: str, sentence: str) -> None:
         """A folder kept in sync is gone (or emptied): its documents go only if the user says
         so, once per session and folder."""
-        asked = self.__dict__.setdefault("_asked_missing", set())
-        if folder in asked:
+        if folder in self._asked_missing:
             return
-        asked.add(folder)
-        answer = QMessageBox.question(
-            self,
+        self._asked_missing.add(folder)
+        if self._confirm(
             "A folder is missing",
             f"{sentence}\n\nRemove its documents from the library now?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
-        )
-        if answer == QMessageBox.StandardButton.Yes:
+            no="No",
+        ):
             self.documents.sync([folder], prune=True)
+
+    def _confirm(self, title: str, text: str, no: str = "Cancel") -> bool:
+        """Yes or `no` (Cancel by default, the safe choice), asked in a dialog."""
+        button = QMessageBox.StandardButton
+        other = getattr(button, no)
+        return QMessageBox.question(self, title, text, button.Yes | other, other) == button.Yes
 
     def _show_failure(self, text: str) -> None:
         QMessageBox.warning(self, "Confidant", text)
@@ -463,14 +458,10 @@ class MainWindow(QMainWindow):
         offer_real_model(self)  # only the built-in model: say answers will be weak, once
 
     def _offer_reindex(self, message: str) -> None:
-        answer = QMessageBox.question(
-            self,
+        if self._confirm(
             "Re-index the library?",
             f"{message}\n\nRe-index now?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Cancel,
-        )
-        if answer == QMessageBox.StandardButton.Yes:
+        ):
             self._reindex(None)
 
     def _reindex(self, settings) -> None:
@@ -527,15 +518,11 @@ class MainWindow(QMainWindow):
                 if embedder_path(old) != embedder_path(new)
                 else ("the passage size", "Search keeps working meanwhile.")
             )
-            answer = QMessageBox.question(
-                self,
+            if not self._confirm(
                 "Re-index the library?",
                 f"Changing {what} means re-reading all {n} document"
                 f"{'s' if n != 1 else ''} ({duration(chunks / rate)}). {meanwhile} Re-index now?",
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-                QMessageBox.StandardButton.Cancel,
-            )
-            if answer != QMessageBox.StandardButton.Yes:
+            ):
                 return False
         try:
             save_settings(self.services.home, new)
