@@ -74,16 +74,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_source_parsers(sub)  # sync, sources
 
-    s = sub.add_parser("bench", help="measure ingestion, retrieval and generation speed")
-    from app.bench.cli import add_arguments
-
-    add_arguments(s)
+    # Its options belong to bench/cli.py, read only when `bench` is the command (main()).
+    sub.add_parser(
+        "bench",
+        help="measure ingestion, retrieval and generation speed (a development checkout)",
+        add_help=False,
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     isolate_from_network()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "bench":
+        args.bench_argv = rest  # parsed by bench/cli.py's own parser
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command is None and not args.self_test:
         return _open_window()
     try:
@@ -137,15 +144,29 @@ def _keep_traceback() -> str:
     return f" (Details for support: {path}.)"
 
 
+def _bench_cli():
+    """bench/cli.py of the checkout this app/ was run from; the benchmarks are not installed."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "bench" / "cli.py").is_file() or not (root / "pyproject.toml").is_file():
+        raise UserError(
+            "the benchmarks come with a development checkout of Confidant (bench/ beside app/); "
+            "this installation has none."
+        )
+    if str(root) not in sys.path:
+        sys.path.append(str(root))
+    from bench import cli
+
+    return cli
+
+
 def _dispatch(args) -> int:
     from app.core.embedding import EmbedderError
     from app.core.instance import AlreadyRunning, InstanceLock
     from app.core.library import EmbedderMismatch
 
     if args.command == "bench":  # measures in its own temporary libraries
-        from app.bench.cli import run_bench
-
-        return run_bench(args)
+        bench_cli = _bench_cli()
+        return bench_cli.run_bench(bench_cli.build_parser().parse_args(args.bench_argv))
     from app.config import DataDirError
 
     try:

@@ -107,6 +107,7 @@ EXCLUDE_MODULES = [
     "jupyter",
     "notebook",
     "pytest",
+    "bench",  # a development checkout's measurements (bench/ beside app/), never the product's
     "hypothesis",
     "PyQt5",
     "PyQt6",
@@ -172,6 +173,7 @@ DROP_PREFIXES = [
     "torch/_inductor/codegen/cuda",
     "torch/lib/libtorch_cuda",
     "torch/utils/benchmark",
+    "resources/bench/",  # question sets that only bench/ (a checkout's) reads, never the app
     "nvidia/",
     "triton/",
     "onnxruntime/",
@@ -215,7 +217,10 @@ def bundle_paths() -> set[str]:
     for src, dest in REPO_DATAS:
         root = REPO / src
         for f in [root] if root.is_file() else root.rglob("*"):
-            rel = f"{CONTENTS_DIR}/{dest}/{f.relative_to(root).as_posix()}".rstrip("/.")
+            inside = f"{dest}/{f.relative_to(root).as_posix()}".rstrip("/.")
+            if any(f"{inside}/".startswith(prefix) for prefix in DROP_PREFIXES):
+                continue
+            rel = f"{CONTENTS_DIR}/{inside}"
             parts = Path(rel).parts
             out.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
     return out

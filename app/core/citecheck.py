@@ -12,7 +12,7 @@ compares the claim with the sentences of every passage it cites:
 
 A source is unsupported when a number is missing, or when meaning and words together fall short
 (cosine + LEXICAL_WEIGHT * overlap < THRESHOLD, constants tuned on the swapped-citation set of
-app/bench/citecheck.py). A cited number that is not among the sources is always unsupported.
+bench/citecheck.py). A cited number that is not among the sources is always unsupported.
 
 Everything is embedded in one call per answer (claims and passage sentences together; a pair of
 sentences is the normalised sum of their vectors). Sentences citing several sources are checked
@@ -33,7 +33,7 @@ import numpy as np
 
 from app.core.events import CitationCheck, Source
 
-# Decision constants, tuned on resources/bench/citecheck-tune.jsonl (app/bench/citecheck.py).
+# Decision constants, tuned on resources/bench/citecheck-tune.jsonl (bench/citecheck.py).
 THRESHOLD = 0.84
 LEXICAL_WEIGHT = 0.25
 # 0: a claim's numbers must be in the passage sentences that back it; 1: or next to them.

@@ -19,7 +19,7 @@ A question is answerable when its closeness alone is far above the baseline, or 
 somewhat above it and the best passages carry nearly all of its words (see decide()). The
 thresholds were fitted on the tuning halves of resources/bench/offtopic.jsonl, the QA sets of
 the R manuals and the office set, and checked once on their held-out halves (`confidant bench
---gate`; figures in app/bench/NOTES.md, "Relevance gate").
+--gate`; figures in bench/NOTES.md, "Relevance gate").
 """
 
 from __future__ import annotations

@@ -170,7 +170,7 @@ COMMON_TERM_MIN = 2000
 shorter posting lists cost little) barely moves BM25 but makes FTS5 score every chunk containing
 it; such words are left out of the keyword query (the vectors still see them), even when no word
 is left. Measured at 100k chunks: keyword search 19.8 -> 1.7 ms p50, p95 22 -> 2.8 ms; QA hit@5
-0.64 -> 0.68 (app/bench/NOTES.md)."""
+0.64 -> 0.68 (bench/NOTES.md)."""
 
 
 def _turns(method):

@@ -6,7 +6,7 @@ ranked by its cosine similarity to the question plus a bounded keyword bonus (it
 scaled to 0..1 among the keyword candidates, times KEYWORD_WEIGHT). A keyword match lifts a
 passage over near-ties; it cannot bury a clearly closer one. On resources/bench/qa.jsonl this
 beat reciprocal rank fusion, which ranks a keyword-only hit as high as the best vector hit
-(measured in app/bench/NOTES.md). Every returned hit carries its cosine similarity as `score`,
+(measured in bench/NOTES.md). Every returned hit carries its cosine similarity as `score`,
 which is what the relevance gate and the user see.
 """
 

@@ -2,7 +2,7 @@
 
 Inserting a batch of chunks into SQLite (the row, and its FTS5 postings through a trigger) took
 3.2-4.0 s of the ingesting thread's 14-16 s over the benchmark corpus on a GPU machine
-(app/bench/NOTES.md). Python's sqlite3 lets go of the GIL while SQLite works, so a thread with its
+(bench/NOTES.md). Python's sqlite3 lets go of the GIL while SQLite works, so a thread with its
 own connection can write batch N while batch N+1 is embedded.
 
 Same contract as the vector store's upserts (vector_store.py): `put` hands rows over without

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.bench.generation import llama_bench_commands, parse_llama_bench
-from app.bench.retrieval import load_qa, score_hits, synthetic_texts
-from app.bench.stats import median, percentile
+from bench.generation import llama_bench_commands, parse_llama_bench
+from bench.retrieval import load_qa, score_hits, synthetic_texts
+from bench.stats import median, percentile
 from tests.pdfmaker import make_pdf
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,7 +122,7 @@ def test_llama_bench_command_and_parsing():
 
 def test_generation_bench_imports_no_heavy_dependencies():
     code = (
-        "import sys, app.bench.generation\n"
+        "import sys, bench.generation\n"
         "heavy = [m for m in ('chromadb', 'sentence_transformers', 'PySide6', 'torch') "
         "if m in sys.modules]\n"
         "print(heavy)"

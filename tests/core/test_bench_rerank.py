@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from app.bench.rerank import Reranker, RerankingRetriever, fuse, zscore
 from app.core.events import Hit
+from bench.rerank import Reranker, RerankingRetriever, fuse, zscore
 
 TEXTS = [
     "The train timetable lists departures from the central station every hour.",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QTimer
 
-from app.bench.gui import LIMIT_MS, LagProbe, bench_gui, format_gui
+from bench.gui import LIMIT_MS, LagProbe, bench_gui, format_gui
 
 SAMPLE = Path(__file__).resolve().parents[2] / "resources" / "sample"
 

@@ -1,4 +1,4 @@
-"""Real team servers for tests (the bench's launchers, app/bench/team.py): Chroma's own server
+"""Real team servers for tests (the bench's launchers, bench/team.py): Chroma's own server
 and llama-cpp-python's OpenAI-compatible server with the embedded SmolLM2, on 127.0.0.1."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from app.bench import team
-from app.bench.team import chroma_command, free_port
 from app.config import default_llm_path
+from bench import team
+from bench.team import chroma_command, free_port
 
 __all__ = ["chroma_server", "free_port", "missing_extras", "model_server"]
 

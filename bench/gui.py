@@ -3,7 +3,7 @@ a folder and streams an answer.
 
     confidant bench --gui DIR [--question "..."]
 
-Launch time is measured from outside: a fresh `python -m app.bench.gui --visible` process (the
+Launch time is measured from outside: a fresh `python -m bench.gui --visible` process (the
 interpreter's start, imports and the first paint all count) prints the wall clock when the window
 is shown. The lag probe runs the real MainWindow with the real models in a temporary data
 directory: a 5 ms QTimer notes how late each tick comes; a late tick is time the GUI thread spent
@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from app.bench.stats import percentile
+from bench.stats import percentile
 
 TICK_MS = 5
 LIMIT_MS = 50
@@ -116,10 +116,11 @@ def measure_visible_ms(home: Path) -> float | None:
     env = dict(os.environ, CONFIDANT_HOME=str(home))
     started = time.time()
     done = subprocess.run(
-        [sys.executable, "-m", "app.bench.gui", "--visible"],
+        [sys.executable, "-m", "bench.gui", "--visible"],
         capture_output=True,
         text=True,
         env=env,
+        cwd=Path(__file__).resolve().parents[1],  # the checkout root, where `bench` is found
         timeout=300,
         check=False,
     )

@@ -5,7 +5,7 @@ include the pipe that carries each piece back); --in-process measures app.core.l
 directly. Imports only app.core.llm, app.core.cancel and the standard library (plus llama_cpp,
 through the engine), so it runs on a GPU machine that has no chromadb, Qt or sentence-transformers:
 
-    python -m app.bench.generation --model M.gguf --prompt-tokens 500,3500 --repeats 3 \
+    python -m bench.generation --model M.gguf --prompt-tokens 500,3500 --repeats 3 \
         [--llama-bench /path/to/llama-bench] [--json]
 
 Each measurement is one fresh prompt of exactly N tokens (built with the engine's tokenizer and
@@ -289,7 +289,7 @@ def run_from_args(args) -> GenResult:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m app.bench.generation")
+    p = argparse.ArgumentParser(prog="python -m bench.generation")
     add_generation_arguments(p)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.bench.stats import percentile
+from bench.stats import percentile
 
 # Questions used for latency when no QA file is given (plain office-style wording).
 DEFAULT_QUERIES = [
@@ -236,7 +236,7 @@ def bench_latency_while_ingesting(
     embedding is timed apart, since it is the part that competes for the cores."""
     import threading
 
-    from app.bench.ingestion import bench_ingest
+    from bench.ingestion import bench_ingest
 
     embedder = retriever.embedder
     retriever.search(queries[0])  # warm-up, before the ingestion starts

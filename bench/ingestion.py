@@ -6,7 +6,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from app.bench.stats import PeakRss, max_rss_self
+from bench.stats import PeakRss, max_rss_self
 
 
 @dataclass

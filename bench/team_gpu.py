@@ -1,9 +1,9 @@
 """Decode through the model endpoint, on the GPU machine: Confidant's client (EndpointEngine)
 against llama-server's own timings, and aggregate tok/s for 1, 4 and 8 concurrent streams.
 
-usage: python -m app.bench.team_gpu URL [--tokens N] [--streams 1,4,8] [--repeats R]
+usage: python -m bench.team_gpu URL [--tokens N] [--streams 1,4,8] [--repeats R]
 
-Run by app/bench/team_gpu.sh, which builds llama-server, writes the 8B-shaped model and serves
+Run by bench/team_gpu.sh, which builds llama-server, writes the 8B-shaped model and serves
 it. Imports only httpx and the engine (no chromadb, Qt or torch on that machine).
 """
 

@@ -5,7 +5,7 @@ allocator), it estimates the layers that fit (app/core/model_catalog.py, from nv
 memory), then finds in a fresh process the most layers that load with their context (bisection
 over n_gpu_layers with the engine's own loader), and what the engine's Auto plan placed.
 
-    python -m app.bench.fit_check --model M.gguf --leave-gib 3,5,7 [--ctx 4096]
+    python -m bench.fit_check --model M.gguf --leave-gib 3,5,7 [--ctx 4096]
 
 Runs on the GPU machine without chromadb or Qt (../shared/device/README.md).
 """

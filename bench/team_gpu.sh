@@ -2,7 +2,7 @@
 # ON THE GPU MACHINE, in the project root with .dev/ carried (../shared/device/README.md):
 # builds llama.cpp's llama-server and llama-quantize (CUDA, Hopper) while the 8B-shaped
 # random-weight model is written, quantizes it to Q4_K_M, serves it with 8 slots, and measures
-# decode through Confidant's endpoint client (app/bench/team_gpu.py). Reuses ~/w of a warm
+# decode through Confidant's endpoint client (bench/team_gpu.py). Reuses ~/w of a warm
 # machine. Output: $OUT/team-gpu.json and $OUT/team-gpu.log.
 set -u
 R=$PWD; W=$HOME/w; OUT=${OUT:-/tmp/out}; mkdir -p $W $OUT
@@ -43,7 +43,7 @@ $BIN/llama-server -m $W/shape-q4km.gguf -ngl 99 -c 32768 -np 8 --host 127.0.0.1 
 SERVER=$!
 for i in $(seq 1 120); do curl -sf 127.0.0.1:8080/v1/models > /dev/null && break; sleep 1; done
 say "measuring"
-PYTHONPATH=$R python3 -m app.bench.team_gpu http://127.0.0.1:8080/v1 ${TEAM_GPU_ARGS:-} \
+PYTHONPATH=$R python3 -m bench.team_gpu http://127.0.0.1:8080/v1 ${TEAM_GPU_ARGS:-} \
   > $OUT/team-gpu.json 2>> $LOG
 cat $OUT/team-gpu.json
 kill $SERVER

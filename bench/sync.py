@@ -9,7 +9,7 @@ bench an hour on 2 cores and measure the embedder, not the sync). Then:
 
 1. `reconcile()` over the unchanged tree, three times (size and mtime compared, nothing hashed);
 2. the real MainWindow over that library (offscreen without a display), a 5 ms timer noting how
-   late each tick comes (app/bench/gui.py's LagProbe) while the window shows the 20,000
+   late each tick comes (bench/gui.py's LagProbe) while the window shows the 20,000
    documents, and while it syncs after 1% of the files were edited and 1% deleted (the edited
    ones are read and embedded for real).
 Targets (issue 18): reconcile <= 10 s; the GUI thread never blocked over 50 ms.
@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from app.bench.gui import LagStats
+from bench.gui import LagStats
 
 PER_FOLDER = 200
 
@@ -113,10 +113,10 @@ def bench_sync(n: int = 20_000) -> SyncResult:
 def _window(home: Path, paths: list[Path], result: SyncResult):
     from PySide6.QtWidgets import QApplication
 
-    from app.bench.gui import LagProbe
     from app.gui.main import create_application
     from app.gui.main_window import MainWindow
     from app.services import Services
+    from bench.gui import LagProbe
 
     app = QApplication.instance() or create_application(["confidant-bench"])
     services = Services(home)
@@ -128,7 +128,7 @@ def _window(home: Path, paths: list[Path], result: SyncResult):
     _pump(app, lambda: window.documents.ready_count >= len(paths) * 0.9, 300)
     opened = probe.stop()
     # The embedder loads first, as at every start (torch's import holds the GIL for a moment
-    # once: app/bench/gui.py measures that as "startup"); the sync is measured after.
+    # once: bench/gui.py measures that as "startup"); the sync is measured after.
     lane.warm_up()
     _pump(app, lambda: not lane.busy(), 600)
 

@@ -14,9 +14,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from app.bench.stats import percentile
+from bench.stats import percentile
 
-OFFTOPIC_DEFAULT = Path(__file__).resolve().parents[2] / "resources" / "bench" / "offtopic.jsonl"
+OFFTOPIC_DEFAULT = Path(__file__).resolve().parents[1] / "resources" / "bench" / "offtopic.jsonl"
 HELD_OUT = {"heldout", "held-out", "C"}
 
 

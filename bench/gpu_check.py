@@ -1,7 +1,7 @@
 """Torch and the GGUF engine side by side, as the app runs them: torch (a MiniLM-shaped encoder,
 random weights) on CUDA in this process, the model on the GPU in the engine's child process.
 
-    python -m app.bench.gpu_check --model M.gguf
+    python -m bench.gpu_check --model M.gguf
 
 Prints where the model landed, a short answer, how fast Stop ends a long prompt, and the
 encoder's throughput after the model ran; ends with "VERIFY OK". Run it on a GPU machine (CI has
@@ -15,7 +15,7 @@ import time
 
 
 def main(argv=None):
-    args = argparse.ArgumentParser(prog="python -m app.bench.gpu_check")
+    args = argparse.ArgumentParser(prog="python -m bench.gpu_check")
     args.add_argument("--model", required=True)
     model = args.parse_args(argv).model
     import torch

@@ -15,6 +15,7 @@ sentence-transformers).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -23,9 +24,20 @@ import sys
 import tempfile
 from pathlib import Path
 
-from app.bench.generation import add_generation_arguments
+from bench.generation import add_generation_arguments
 
-QA_DEFAULT = Path(__file__).resolve().parents[2] / "resources" / "bench" / "qa.jsonl"
+QA_DEFAULT = Path(__file__).resolve().parents[1] / "resources" / "bench" / "qa.jsonl"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """`confidant bench`'s own parser: app/cli.py hands it what follows `bench`."""
+    p = argparse.ArgumentParser(
+        prog="confidant bench",
+        description="Measure ingestion, retrieval, QA quality, generation and the window "
+        "(a development checkout's bench/).",
+    )
+    add_arguments(p)
+    return p
 
 
 def add_arguments(p) -> None:
@@ -111,7 +123,7 @@ def add_arguments(p) -> None:
         metavar="N",
         help="folders in sync: reconcile of N unchanged files, GUI lag while syncing (20,000)",
     )
-    g = p.add_argument_group("team mode (app/bench/team.py; servers started on loopback)")
+    g = p.add_argument_group("team mode (bench/team.py; servers started on loopback)")
     g.add_argument(
         "--team",
         action="store_true",
@@ -154,7 +166,7 @@ def run_bench(args) -> int:
         if not args.model:
             print("confidant bench: --generate needs --model PATH (a .gguf file).", file=sys.stderr)
             return 2
-        from app.bench.generation import format_generation, run_from_args
+        from bench.generation import format_generation, run_from_args
 
         gen = run_from_args(args)
         results["generation"] = gen.as_dict()
@@ -172,12 +184,12 @@ def run_bench(args) -> int:
         )
         return 2
     if args.gui:
-        from app.bench.gui import bench_gui, format_gui
+        from bench.gui import bench_gui, format_gui
 
         results["gui"] = bench_gui(args.gui, args.question).as_dict()
         _show(args, format_gui(results["gui"]))
     if args.sync:
-        from app.bench.sync import bench_sync, format_sync
+        from bench.sync import bench_sync, format_sync
 
         results["sync"] = bench_sync(args.sync).as_dict()
         _show(args, format_sync(results["sync"]))
@@ -191,8 +203,8 @@ def run_bench(args) -> int:
 
 def _team(args) -> int:
     """Team mode: hit@k local vs team (--team-qa, --library), then the load run."""
-    from app.bench import team
     from app.config import default_embedder_path, isolate_from_network
+    from bench import team
 
     isolate_from_network()
     from app.core.embedding import Embedder
@@ -237,17 +249,17 @@ def _library_parts(args, results: dict) -> None:
     )
 
     isolate_from_network()
-    from app.bench.ingestion import bench_ingest
-    from app.bench.retrieval import (
+    from app.core.embedding import Embedder
+    from app.core.library import Library
+    from app.core.retrieval import Retriever
+    from bench.ingestion import bench_ingest
+    from bench.retrieval import (
         DEFAULT_QUERIES,
         bench_latency,
         bench_quality,
         build_synthetic_library,
         load_qa,
     )
-    from app.core.embedding import Embedder
-    from app.core.library import Library
-    from app.core.retrieval import Retriever
 
     tmp = None
     if args.library:
@@ -314,7 +326,7 @@ def _library_parts(args, results: dict) -> None:
             results["retrieval"] = lat.as_dict()
             _show(args, format_latency(results["retrieval"]))
         if args.retrieval_while_ingesting:
-            from app.bench.retrieval import bench_latency_while_ingesting
+            from bench.retrieval import bench_latency_while_ingesting
 
             queries = [q["question"] for q in load_qa(args.qa)] if args.qa else DEFAULT_QUERIES
             if args.query_inline:
@@ -326,7 +338,7 @@ def _library_parts(args, results: dict) -> None:
             results["retrieval_while_ingesting"] = busy
             _show(args, format_busy(busy))
         if args.gate:
-            from app.bench.gate import OFFTOPIC_DEFAULT, bench_gate, format_gate
+            from bench.gate import OFFTOPIC_DEFAULT, bench_gate, format_gate
 
             results["gate"] = bench_gate(retriever, args.gate, args.offtopic or OFFTOPIC_DEFAULT)
             _show(args, format_gate(results["gate"]))

@@ -3,9 +3,9 @@ the library: export its live chunks, embed them with the other encoder (anywhere
 script's `embed` step needs only numpy, torch and sentence-transformers, so it can run on a
 machine with a GPU), then search with the app's own ranking over those vectors.
 
-    python -m app.bench.swap_encoder export --library HOME --out chunks.jsonl
-    python -m app.bench.swap_encoder embed --chunks chunks.jsonl --model PATH --out vectors.npy
-    python -m app.bench.swap_encoder score --library HOME --chunks chunks.jsonl \\
+    python -m bench.swap_encoder export --library HOME --out chunks.jsonl
+    python -m bench.swap_encoder embed --chunks chunks.jsonl --model PATH --out vectors.npy
+    python -m bench.swap_encoder score --library HOME --chunks chunks.jsonl \\
         --vectors vectors.npy --model PATH [--vectors V2 --model M2] --qa FILE [--qa FILE ...]
 
 `score` ranks as Retriever.search does (app/core/retrieval.py: the 40 nearest by cosine and the
@@ -104,10 +104,10 @@ class SwappedRetriever:
 
 
 def score(args) -> None:
-    from app.bench.rerank import load_encoder
-    from app.bench.rerank_sweep import answers, groups_of
-    from app.bench.retrieval import load_qa
     from app.core.library import Library
+    from bench.rerank import load_encoder
+    from bench.rerank_sweep import answers, groups_of
+    from bench.retrieval import load_qa
 
     library = Library(Path(args.library))
     chunks = read_chunks(Path(args.chunks))

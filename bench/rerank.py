@@ -11,10 +11,10 @@ order changes.
 
 Its cost is the second encoder's forward passes over `depth` passages per question: cheap on a
 GPU, seconds per question on a laptop CPU, so it is measured apart from the first stage
-(app/bench/rerank_sweep.py, --latency). Chosen and measured in app/bench/rerank_sweep.py.
+(bench/rerank_sweep.py, --latency). Chosen and measured in bench/rerank_sweep.py.
 
 An experiment, not part of the app: no variant beat the first stage by more than one held-out
-question (app/bench/NOTES.md, "Second stage and office set"), so it lives with the benchmarks.
+question (bench/NOTES.md, "Second stage and office set"), so it lives with the benchmarks.
 """
 
 from __future__ import annotations

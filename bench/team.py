@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from app.bench.stats import percentile
+from bench.stats import percentile
 
 
 # ------------------------------------------------------------------ servers on loopback
@@ -110,11 +110,11 @@ def _loopback_only(url: str) -> str:
 # ------------------------------------------------------------------ quality
 def bench_team_quality(library_home: Path, qa_files: list[str], embedder, k: int = 5) -> dict:
     """hit@1/hit@k per QA file through the local library and through a team copy of it."""
-    from app.bench.retrieval import bench_quality
     from app.core.library import Library
     from app.core.retrieval import Retriever
     from app.core.team.library import RemoteLibrary
     from app.core.team.migrate import push_library
+    from bench.retrieval import bench_quality
 
     out: dict = {"library": str(library_home), "files": {}}
     with tempfile.TemporaryDirectory(prefix="confidant-team-bench-") as tmp:

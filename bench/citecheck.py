@@ -14,9 +14,9 @@ manual, or another manual; plus claims whose number was changed, cited correctly
 The two files hold disjoint groups (split with a fixed seed); thresholds are tuned on the first
 only (--tune), and precision and recall of "unsupported" are reported on both.
 
-    python -m app.bench.citecheck               # evaluate both halves with the current constants
-    python -m app.bench.citecheck --tune        # grid-search THRESHOLD / LEXICAL_WEIGHT on tune
-    python -m app.bench.citecheck --build DIR   # rebuild both files from the PDFs under DIR
+    python -m bench.citecheck               # evaluate both halves with the current constants
+    python -m bench.citecheck --tune        # grid-search THRESHOLD / LEXICAL_WEIGHT on tune
+    python -m bench.citecheck --build DIR   # rebuild both files from the PDFs under DIR
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-RESOURCES = Path(__file__).resolve().parents[2] / "resources" / "bench"
+RESOURCES = Path(__file__).resolve().parents[1] / "resources" / "bench"
 TUNE = RESOURCES / "citecheck-tune.jsonl"
 HELDOUT = RESOURCES / "citecheck-heldout.jsonl"
 SEED = 16
@@ -630,7 +630,7 @@ def timing(embedder, groups: list[dict], repeats: int = 5) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m app.bench.citecheck",
+        prog="python -m bench.citecheck",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

