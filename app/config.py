@@ -12,6 +12,7 @@ import math
 import os
 import sys
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -41,14 +42,21 @@ def isolate_from_network() -> None:
 class Settings:
     """Everything a user or IT can set. Empty paths mean the embedded default models."""
 
+    # "doc" is what the field does, in words for the people who set it: the settings dialog
+    # shows it as the field's help, so it is written once, here.
     llm_path: str = field(
-        default="", metadata={"doc": "GGUF model file; empty: the embedded SmolLM2-135M."}
+        default="",
+        metadata={
+            "doc": "The model that writes the answers: a .gguf file, for example one from "
+            "LM Studio or GPT4All. Empty: the built-in small model (SmolLM2-135M)."
+        },
     )
     embedder_path: str = field(
         default="",
         metadata={
-            "doc": "sentence-transformers model folder; empty: the embedded all-MiniLM-L6-v2. "
-            "Changing it means re-indexing the library."
+            "doc": "The model that finds the passages matching a question (a "
+            "sentence-transformers folder). Empty: the built-in all-MiniLM-L6-v2. Changing it "
+            "means reading every document again."
         },
     )
     # "min" and "max" bound a number: a value outside them (or of the wrong type) in a settings
@@ -56,7 +64,8 @@ class Settings:
     gpu_layers: int = field(
         default=-1,
         metadata={
-            "doc": "Layers offloaded to the GPU; -1: all that fit (Auto), 0: CPU only.",
+            "doc": "How much of the model runs on the graphics card (faster), in layers: "
+            "-1 (Auto) puts as much as fits, 0 uses only the processor.",
             "min": -1,
             "max": 999,
         },
@@ -64,7 +73,9 @@ class Settings:
     context_size: int = field(
         default=4096,
         metadata={
-            "doc": "Tokens the model sees at once (prompt + answer).",
+            "doc": "How much text the model reads at once, in tokens: the question, the "
+            "passages and the answer together (a token is about three quarters of a word). "
+            "More needs more memory.",
             "min": 512,
             "max": 131072,
         },
@@ -73,13 +84,19 @@ class Settings:
         default=512, metadata={"doc": "Longest answer, in tokens.", "min": 1, "max": 32768}
     )
     sources: int = field(
-        default=5, metadata={"doc": "Number of passages given to the model.", "min": 1, "max": 20}
+        default=5,
+        metadata={
+            "doc": "How many passages of your documents each answer is written from. More "
+            "gives the model more to go on, and takes longer.",
+            "min": 1,
+            "max": 20,
+        },
     )
     only_from_documents: bool = field(
         default=True,
         metadata={
-            "doc": "When nothing relevant is found, say so instead of answering from "
-            "general knowledge."
+            "doc": "When your documents do not answer a question, say so instead of "
+            "answering from general knowledge."
         },
     )
     temperature: float = field(
@@ -103,15 +120,23 @@ class Settings:
         metadata={"doc": "Write questions and document text to the log (off: never)."},
     )
     # Team mode (docs/team-setup.md): each server is optional; empty keeps everything local.
+    # "url" names a server address (checked as app/core/team/http.py's check_url does), "secret"
+    # a token (never shown).
     library_server: str = field(
         default="",
         metadata={
-            "doc": "A Chroma server (chroma run) holding the team's shared library, e.g. "
-            "https://host:8000; empty: the library on this computer."
+            "doc": "The team's shared library: the address of its Chroma server (chroma run), "
+            "e.g. https://host:8000. Empty: the library on this computer.",
+            "url": "library server",
         },
     )
     library_token: str = field(
-        default="", repr=False, metadata={"doc": "Token for library_server.", "secret": True}
+        default="",
+        repr=False,
+        metadata={
+            "doc": "The token the team library's server asks for (your IT department has it).",
+            "secret": True,
+        },
     )
     library_path_map: str = field(
         default="",
@@ -123,15 +148,25 @@ class Settings:
     llm_server: str = field(
         default="",
         metadata={
-            "doc": "An OpenAI-compatible model server (llama-server, vLLM, TGI), e.g. "
-            "https://host:8080/v1; empty: the GGUF model on this computer."
+            "doc": "The team's model server, OpenAI-compatible (llama-server, vLLM, TGI), "
+            "e.g. https://host:8080/v1. Empty: the chat model on this computer.",
+            "url": "model server",
         },
     )
     llm_api_key: str = field(
-        default="", repr=False, metadata={"doc": "API key for llm_server.", "secret": True}
+        default="",
+        repr=False,
+        metadata={
+            "doc": "The API key the model server asks for (your IT department has it).",
+            "secret": True,
+        },
     )
     llm_model: str = field(
-        default="", metadata={"doc": "Model name on llm_server; empty: the one it serves."}
+        default="",
+        metadata={
+            "doc": "Which of the model server's models writes the answers; empty: the one "
+            "it serves."
+        },
     )
     allow_insecure_http: bool = field(
         default=False,
@@ -281,6 +316,29 @@ def _valid(key: str, value: object) -> object | None:
             return None
         return float(value) if kind == "float" else value
     return value
+
+
+def field_meta(key: str) -> Mapping:
+    """A setting's metadata: "doc" (what it does), "min" and "max" for a number, "url" for a
+    server address, "secret" for a token. The settings dialog is built from it."""
+    return _FIELDS[key].metadata
+
+
+def problem_with(key: str, value: object, allow_insecure_http: bool = False) -> str | None:
+    """Why `value` cannot be `key`'s value, in a sentence; None when it can. The rules a
+    settings file's values go through, and a server address's (check_url): the settings dialog
+    asks before it saves."""
+    if _valid(key, value) is None:
+        return f"This must be {_what_it_must_be(key)}."
+    what = _FIELDS[key].metadata.get("url")
+    if what and isinstance(value, str) and value.strip():
+        from app.core.team.http import InsecureServer, check_url
+
+        try:
+            check_url(value, allow_insecure_http, what)
+        except InsecureServer as exc:
+            return str(exc)
+    return None
 
 
 def _coerce(path: Path, table: dict, problems: list[str]) -> dict:

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -31,11 +32,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.config import Settings
+from app.config import Settings, field_meta, problem_with
 from app.core.gguf_check import ModelFileError, inspect_gguf
 from app.gui.drops import keep_copy
 
 LOCKED_TIP = "Set by your IT department."
+BASIC_KEYS = ("llm_path", "sources", "only_from_documents")  # shown with Advanced folded
+TEAM_LABELS = {
+    "library_server": "library server",
+    "library_token": "its token",
+    "library_path_map": "shared paths",
+    "llm_server": "model server",
+    "llm_api_key": "its API key",
+    "llm_model": "model name",
+    "allow_insecure_http": "plain http",
+}
+TEAM_KEYS = tuple(TEAM_LABELS)
 
 
 def check_model_file(path: str) -> str | None:
@@ -114,6 +126,9 @@ class _PathEdit(QLineEdit):
 
 
 class SettingsDialog(QDialog):
+    """Each field's help, a number's range and the checks before Save come from the setting's
+    metadata in app/config.py (field_meta, problem_with): nothing here retypes them."""
+
     def __init__(
         self, settings: Settings, parent: QWidget | None = None, gpu: bool | None = None
     ) -> None:
@@ -122,6 +137,8 @@ class SettingsDialog(QDialog):
         self.setMinimumWidth(560)
         self.original = settings
         self.gpu = has_gpu() if gpu is None else gpu
+        self.fields: dict[str, QWidget] = {}  # key -> its control
+        self.errors: dict[str, QLabel] = {}  # key -> the sentence under it when refused
         layout = QVBoxLayout(self)
         layout.setContentsMargins(20, 20, 20, 16)
         layout.setSpacing(12)
@@ -134,10 +151,6 @@ class SettingsDialog(QDialog):
         self.model_edit = _PathEdit(settings.llm_path)
         self.model_edit.setPlaceholderText("Built-in small model (quick, but answers are basic)")
         self.model_edit.setAccessibleName("Chat model file")
-        self.model_edit.setToolTip(
-            "The model that writes the answers: a .gguf file, for example one from LM Studio "
-            "or GPT4All. Leave empty for the built-in one."
-        )
         self.model_edit.editingFinished.connect(self._validate_model)
         model_row = self._with_browse(self.model_edit, self._browse_model, "llm_path")
         self.choose_button = QPushButton("C&hoose…")
@@ -149,27 +162,14 @@ class SettingsDialog(QDialog):
         self.choose_button.clicked.connect(self._choose_model)
         self.choose_button.setEnabled("llm_path" not in settings.locked)
         model_row.layout().insertWidget(1, self.choose_button)
-        form.addRow("&Chat model:", model_row)
-        self.model_error = self._error_label()
-        form.addRow(self.model_error)  # the whole width: a long sentence wraps, never cut
+        self.model_error = self._add(form, "&Chat model:", "llm_path", self.model_edit, model_row)
 
-        self.sources_spin = QSpinBox()
-        self.sources_spin.setRange(1, 20)
-        self.sources_spin.setValue(settings.sources)
-        self.sources_spin.setAccessibleName("Passages per answer")
-        self.sources_spin.setToolTip(
-            "How many passages of your documents each answer is written from. More gives the "
-            "model more to go on, and takes longer."
-        )
-        form.addRow("&Passages per answer:", self.sources_spin)
+        self.sources_spin = self._spin("sources", "Passages per answer")
+        self._add(form, "&Passages per answer:", "sources", self.sources_spin)
 
         self.strict_check = QCheckBox("&Answer only from my documents")
         self.strict_check.setChecked(settings.only_from_documents)
-        self.strict_check.setToolTip(
-            "When your documents do not answer a question, say so instead of answering from "
-            "general knowledge."
-        )
-        form.addRow("", self.strict_check)
+        self._add(form, "", "only_from_documents", self.strict_check)
         layout.addLayout(form)
 
         # advanced: folded away
@@ -182,20 +182,16 @@ class SettingsDialog(QDialog):
         self.advanced_toggle.setAccessibleName("Show advanced settings")
         layout.addWidget(self.advanced_toggle)
         self.advanced = QWidget()
-        adv = QFormLayout(self.advanced)
-        adv.setContentsMargins(12, 0, 0, 0)
+        outer = QVBoxLayout(self.advanced)
+        outer.setContentsMargins(12, 0, 0, 0)
+        outer.setSpacing(10)
+        adv = QFormLayout()
         adv.setHorizontalSpacing(16)
         adv.setVerticalSpacing(10)
+        outer.addLayout(adv)
 
-        self.gpu_spin = QSpinBox()
-        self.gpu_spin.setRange(-1, 999)
+        self.gpu_spin = self._spin("gpu_layers", "Model layers on the graphics card")
         self.gpu_spin.setSpecialValueText("Auto (as many as fit)")
-        self.gpu_spin.setValue(settings.gpu_layers)
-        self.gpu_spin.setAccessibleName("Model layers on the graphics card")
-        self.gpu_spin.setToolTip(
-            "How much of the model runs on the graphics card (faster). Auto puts as much as "
-            "fits; 0 uses only the processor."
-        )
         self.no_gpu_label = QLabel(
             "No graphics card that Confidant can use was found: answers are computed on the "
             "processor."
@@ -203,48 +199,31 @@ class SettingsDialog(QDialog):
         self.no_gpu_label.setWordWrap(True)
         self.no_gpu_label.setObjectName("mutedLabel")
         if self.gpu:
-            adv.addRow("&Graphics card:", self.gpu_spin)
+            self._add(adv, "&Graphics card:", "gpu_layers", self.gpu_spin)
         else:
-            self.gpu_spin.hide()
+            self.gpu_spin.hide()  # kept: its value is saved as it was
             adv.addRow("Graphics card:", self.no_gpu_label)
 
-        self.ctx_spin = QSpinBox()
-        self.ctx_spin.setRange(512, 131072)
+        self.ctx_spin = self._spin("context_size", "Text the model reads at once, in tokens")
         self.ctx_spin.setSingleStep(512)
         self.ctx_spin.setSuffix(" tokens")
-        self.ctx_spin.setValue(settings.context_size)
-        self.ctx_spin.setAccessibleName("Text the model reads at once, in tokens")
-        self.ctx_spin.setToolTip(
-            "How much text the model reads at once: the question, the passages and the answer "
-            "together (a token is about three quarters of a word). More needs more memory."
-        )
-        adv.addRow("&Text read at once:", self.ctx_spin)
+        self._add(adv, "&Text read at once:", "context_size", self.ctx_spin)
 
         self.embedder_edit = _PathEdit(settings.embedder_path)
         self.embedder_edit.setPlaceholderText("Built-in (all-MiniLM-L6-v2)")
         self.embedder_edit.setAccessibleName("Search model folder")
-        self.embedder_edit.setToolTip(
-            "The model that finds the passages matching a question (a sentence-transformers "
-            "folder). Changing it means reading every document again."
-        )
         self.embedder_edit.editingFinished.connect(self._validate_embedder)
-        adv.addRow(
+        self.embedder_error = self._add(
+            adv,
             "&Search model:",
+            "embedder_path",
+            self.embedder_edit,
             self._with_browse(self.embedder_edit, self._browse_embedder, "embedder_path"),
         )
-        self.embedder_error = self._error_label()
-        adv.addRow(self.embedder_error)
+        outer.addWidget(self._team_servers(settings))
         self.advanced.setVisible(False)
         self.advanced_toggle.toggled.connect(self._show_advanced)
         layout.addWidget(self.advanced)
-
-        for key, widget in (
-            ("gpu_layers", self.gpu_spin),
-            ("context_size", self.ctx_spin),
-            ("sources", self.sources_spin),
-            ("only_from_documents", self.strict_check),
-        ):
-            self._lock(key, widget)
 
         note = QLabel(
             "A new chat model is used from the next question. A new search model means "
@@ -259,6 +238,94 @@ class SettingsDialog(QDialog):
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         layout.addWidget(self.buttons)
+
+    def _team_servers(self, settings: Settings) -> QGroupBox:
+        """The shared library and model server (docs/team-setup.md); tokens never shown."""
+        box = self.team_box = QGroupBox("Team servers")
+        team = QFormLayout(box)
+        team.setHorizontalSpacing(16)
+        team.setVerticalSpacing(8)
+
+        def line(key: str, name: str, placeholder: str) -> QLineEdit:
+            edit = QLineEdit()
+            edit.setAccessibleName(name)
+            edit.setPlaceholderText(placeholder)
+            if field_meta(key).get("secret"):
+                edit.setEchoMode(QLineEdit.EchoMode.Password)
+                if key in settings.locked:  # IT's token never goes into a widget
+                    edit.setPlaceholderText(LOCKED_TIP)
+                else:
+                    edit.setText(getattr(settings, key))
+            else:
+                edit.setText(getattr(settings, key))
+            return edit
+
+        self.library_edit = line(
+            "library_server", "Team library server address", "Empty: the library on this computer"
+        )
+        self.library_edit.editingFinished.connect(lambda: self._validate("library_server"))
+        self.library_error = self._add(
+            team, "&Library server:", "library_server", self.library_edit
+        )
+        self.token_edit = line("library_token", "Team library token", "")
+        self._add(team, "Library &token:", "library_token", self.token_edit)
+        self.path_map_edit = line(
+            "library_path_map", "How this computer's paths map to the team's", "LOCAL=SHARED"
+        )
+        self._add(team, "Shared &paths:", "library_path_map", self.path_map_edit)
+        self.llm_server_edit = line(
+            "llm_server", "Team model server address", "Empty: the chat model on this computer"
+        )
+        self.llm_server_edit.editingFinished.connect(lambda: self._validate("llm_server"))
+        self.llm_server_error = self._add(
+            team, "&Model server:", "llm_server", self.llm_server_edit
+        )
+        self.api_key_edit = line("llm_api_key", "Model server API key", "")
+        self._add(team, "API &key:", "llm_api_key", self.api_key_edit)
+        self.llm_model_edit = line(
+            "llm_model", "Model name on the model server", "The one it serves"
+        )
+        self._add(team, "Model &name:", "llm_model", self.llm_model_edit)
+        self.insecure_check = QCheckBox("Allow plain &http to other computers")
+        self.insecure_check.setChecked(settings.allow_insecure_http)
+        self.insecure_check.toggled.connect(self._revalidate_servers)
+        self._add(team, "", "allow_insecure_http", self.insecure_check)
+        locked = [k for k in TEAM_KEYS if k in settings.locked]
+        self.team_locked_note = QLabel(
+            f"{LOCKED_TIP[:-1]}: {', '.join(TEAM_LABELS[k] for k in locked)}." if locked else ""
+        )
+        self.team_locked_note.setObjectName("mutedLabel")
+        self.team_locked_note.setWordWrap(True)
+        self.team_locked_note.setVisible(bool(locked))
+        team.addRow(self.team_locked_note)
+        return box
+
+    def _spin(self, key: str, name: str) -> QSpinBox:
+        """A number's box, its range the field's "min" and "max"."""
+        meta = field_meta(key)
+        spin = QSpinBox()
+        spin.setRange(int(meta["min"]), int(meta["max"]))
+        spin.setValue(getattr(self.original, key))
+        spin.setAccessibleName(name)
+        return spin
+
+    def _add(
+        self,
+        form: QFormLayout,
+        label: str,
+        key: str,
+        control: QWidget,
+        row: QWidget | None = None,
+    ) -> QLabel:
+        """A row for `key`: its help from the field's doc (or why it is locked), and the error
+        line under it (the whole width: a long sentence wraps, never cut)."""
+        self.fields[key] = control
+        control.setToolTip(field_meta(key)["doc"])
+        self._lock(key, control)
+        form.addRow(label, row if row is not None else control)
+        error = self.errors[key] = self._error_label()
+        form.addRow(error)
+        return error
 
     @staticmethod
     def _error_label() -> QLabel:
@@ -281,6 +348,7 @@ class SettingsDialog(QDialog):
         if key in self.original.locked:
             widget.setEnabled(False)
             widget.setToolTip(LOCKED_TIP)
+            widget.setAccessibleDescription(LOCKED_TIP)
 
     def _with_browse(self, edit: QLineEdit, browse, key: str) -> QWidget:
         box = QWidget()
@@ -293,9 +361,7 @@ class SettingsDialog(QDialog):
         button.clicked.connect(browse)
         row.addWidget(button)
         if key in self.original.locked:
-            edit.setEnabled(False)
             button.setEnabled(False)
-            edit.setToolTip(LOCKED_TIP)
         return box
 
     def _browse_model(self) -> None:
@@ -337,26 +403,49 @@ class SettingsDialog(QDialog):
         label.setVisible(bool(problem))
         return problem is None
 
-    def _validate_model(self) -> bool:
-        return self._show(self.model_error, check_model_file(self.model_edit.text()))
+    def _problem(self, key: str, settings: Settings) -> str | None:
+        """Why the value the dialog holds for `key` cannot be saved: config's rules, then the
+        look at the file or folder a path names."""
+        if key in settings.locked:
+            return None
+        value = getattr(settings, key)
+        problem = problem_with(key, value, settings.allow_insecure_http)
+        if problem is None and key == "llm_path":
+            problem = check_model_file(value)
+        elif problem is None and key == "embedder_path":
+            problem = check_embedder_folder(value)
+        return problem
 
-    def _validate_embedder(self) -> bool:
-        ok = self._show(self.embedder_error, check_embedder_folder(self.embedder_edit.text()))
-        if not ok:
+    def _validate(self, key: str, settings: Settings | None = None) -> bool:
+        settings = settings or self.result_settings()
+        ok = self._show(self.errors[key], self._problem(key, settings))
+        if not ok and key not in BASIC_KEYS:
             self.advanced_toggle.setChecked(True)  # the field with the problem is in view
         return ok
 
+    def _revalidate_servers(self) -> None:
+        for key in ("library_server", "llm_server"):
+            if self.errors[key].isVisible():
+                self._validate(key)
+
+    def _validate_model(self) -> bool:
+        return self._validate("llm_path")
+
+    def _validate_embedder(self) -> bool:
+        return self._validate("embedder_path")
+
     def accept(self) -> None:
-        model_ok = self._validate_model()
-        embedder_ok = self._validate_embedder()
-        if model_ok and embedder_ok:
+        settings = self.result_settings()
+        refused = [key for key in self.fields if not self._validate(key, settings)]
+        if not refused:
             super().accept()
             return
         # Save did not close the dialog: show why, where the eye goes (the field at fault).
         self.adjustSize()
-        field = self.model_edit if not model_ok else self.embedder_edit
+        field = self.fields[refused[0]]
         field.setFocus()
-        field.selectAll()
+        if isinstance(field, QLineEdit):
+            field.selectAll()
 
     def result_settings(self) -> Settings:
         """The edited settings (keys IT has locked keep their value)."""
@@ -367,4 +456,11 @@ class SettingsDialog(QDialog):
             context_size=self.ctx_spin.value(),
             sources=self.sources_spin.value(),
             only_from_documents=self.strict_check.isChecked(),
+            library_server=self.library_edit.text().strip(),
+            library_token=self.token_edit.text().strip(),
+            library_path_map=self.path_map_edit.text().strip(),
+            llm_server=self.llm_server_edit.text().strip(),
+            llm_api_key=self.api_key_edit.text().strip(),
+            llm_model=self.llm_model_edit.text().strip(),
+            allow_insecure_http=self.insecure_check.isChecked(),
         )

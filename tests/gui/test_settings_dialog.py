@@ -3,7 +3,7 @@ Save that says why it did not close, no graphics-card choice where there is no c
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QLineEdit
 
 from app.config import Settings
 from app.gui.settings_dialog import SettingsDialog, check_model_file
@@ -89,3 +89,129 @@ def test_every_control_has_a_name_a_screen_reader_can_say(qtbot):
         if iface is None or not iface.text(QAccessible.Text.Name).strip():
             unnamed.append(f"{type(w).__name__} {w.objectName()}")
     assert not unnamed, unnamed
+
+
+def test_help_ranges_and_checks_come_from_the_field_metadata(qtbot, monkeypatch):
+    import copy
+    from types import MappingProxyType
+
+    from app import config
+
+    dialog = _dialog(qtbot, gpu=True)
+    for key, spin in (
+        ("sources", dialog.sources_spin),
+        ("gpu_layers", dialog.gpu_spin),
+        ("context_size", dialog.ctx_spin),
+    ):
+        meta = config.field_meta(key)
+        assert (spin.minimum(), spin.maximum()) == (meta["min"], meta["max"]), key
+    for key, control in dialog.fields.items():
+        assert control.toolTip() == config.field_meta(key)["doc"], key
+    # Another field's metadata (a test-made one): the dialog follows it, and so do the checks.
+    narrow = copy.copy(config._FIELDS["sources"])
+    narrow.metadata = MappingProxyType({"doc": "Made by the test.", "min": 2, "max": 7})
+    monkeypatch.setitem(config._FIELDS, "sources", narrow)
+    dialog = _dialog(qtbot, gpu=False)
+    assert (dialog.sources_spin.minimum(), dialog.sources_spin.maximum()) == (2, 7)
+    assert dialog.sources_spin.toolTip() == "Made by the test."
+    assert config.problem_with("sources", 9) == "This must be a whole number from 2 to 7."
+    assert config.problem_with("sources", 7) is None
+
+
+def test_team_servers_keep_their_secrets_out_of_sight(qtbot):
+    dialog = _dialog(
+        qtbot,
+        gpu=False,
+        library_server="https://library.example:8000",
+        library_token="tok-9c1d-secret",
+        llm_server="https://models.example:8080/v1",
+        llm_api_key="key-77ab-secret",
+        llm_model="qwen",
+    )
+    assert not dialog.team_box.isVisible()  # under Advanced
+    dialog.advanced_toggle.setChecked(True)
+    assert dialog.team_box.isVisible()
+    for edit, secret in (
+        (dialog.token_edit, "tok-9c1d-secret"),
+        (dialog.api_key_edit, "key-77ab-secret"),
+    ):
+        assert edit.echoMode() == edit.EchoMode.Password
+        assert secret not in edit.displayText()
+    assert dialog.library_edit.text() == "https://library.example:8000"
+    dialog.llm_model_edit.setText("llama-8b")
+    dialog.api_key_edit.setText("key-new")
+    dialog.accept()
+    assert dialog.result() == SettingsDialog.DialogCode.Accepted
+    saved = dialog.result_settings()
+    assert (saved.llm_model, saved.llm_api_key, saved.library_token) == (
+        "llama-8b",
+        "key-new",
+        "tok-9c1d-secret",
+    )
+
+
+def test_plain_http_to_another_computer_is_refused_under_its_field(qtbot):
+    from app.config import problem_with
+
+    dialog = _dialog(qtbot, gpu=False)
+    dialog.library_edit.setText("http://files.example:8000")
+    dialog.accept()
+    QApplication.processEvents()
+    assert dialog.result() != SettingsDialog.DialogCode.Accepted
+    assert dialog.advanced.isVisible() and dialog.library_error.isVisible()
+    # config's own sentence, not one retyped here
+    assert dialog.library_error.text() == problem_with(
+        "library_server", "http://files.example:8000"
+    )
+    assert "plain http" in dialog.library_error.text()
+    assert dialog.library_edit.hasFocus() and not dialog.llm_server_error.isVisible()
+    dialog.insecure_check.setChecked(True)  # the network is trusted: the error goes at once
+    assert not dialog.library_error.isVisible()
+    dialog.llm_server_edit.setText("ftp://models.example/v1")
+    dialog.accept()
+    assert dialog.result() != SettingsDialog.DialogCode.Accepted
+    assert "is not an http:// or https:// URL" in dialog.llm_server_error.text()
+    dialog.llm_server_edit.setText("http://127.0.0.1:8080/v1")  # this computer: plain http is fine
+    dialog.insecure_check.setChecked(False)
+    dialog.library_edit.setText("https://files.example:8000")
+    dialog.accept()
+    assert dialog.result() == SettingsDialog.DialogCode.Accepted
+    saved = dialog.result_settings()
+    assert (saved.library_server, saved.llm_server) == (
+        "https://files.example:8000",
+        "http://127.0.0.1:8080/v1",
+    )
+
+
+def test_keys_it_locked_are_shown_disabled_and_their_token_never_enters_the_dialog(
+    qtbot, home, tmp_path
+):
+    import os
+
+    from app.config import load_settings
+    from app.gui.settings_dialog import LOCKED_TIP
+
+    machine = tmp_path / "no-machine-settings.toml"
+    assert os.environ["CONFIDANT_MACHINE_SETTINGS"] == str(machine)
+    machine.write_text(
+        'library_server = "https://library.corp:8000"\nlibrary_token = "it-token-5f2e"\n'
+        'sources = 8\n[locked]\nkeys = ["library_server", "library_token", "sources"]\n',
+        encoding="utf-8",
+    )
+    settings = load_settings(home)
+    dialog = SettingsDialog(settings, gpu=False)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.advanced_toggle.setChecked(True)
+    for control in (dialog.library_edit, dialog.token_edit, dialog.sources_spin):
+        assert not control.isEnabled() and control.toolTip() == LOCKED_TIP
+    assert dialog.library_edit.text() == "https://library.corp:8000"
+    assert dialog.llm_server_edit.isEnabled()
+    note = dialog.team_locked_note
+    assert note.isVisible() and "library server" in note.text() and "its token" in note.text()
+    assert not [w for w in dialog.findChildren(QLineEdit) if "it-token-5f2e" in w.text()]
+    dialog.llm_server_edit.setText("https://models.corp/v1")
+    dialog.accept()
+    saved = dialog.result_settings()
+    assert saved.library_token == "it-token-5f2e" and saved.sources == 8  # IT's, unchanged
+    assert saved.llm_server == "https://models.corp/v1"

@@ -85,8 +85,8 @@ def check_url(url: str, allow_insecure_http: bool = False, what: str = "server")
     if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname):
         raise InsecureServer(
             f"The {what} at {safe_url(url)} would be reached over plain http, so documents and "
-            "the token would cross the network unencrypted. Use https://, or set "
-            "allow_insecure_http = true in the settings if this network is trusted."
+            "the token would cross the network unencrypted. Use https://, or allow plain http "
+            "(allow_insecure_http = true) if this network is trusted."
         )
     return url
 
