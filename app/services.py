@@ -1,7 +1,8 @@
 """The composition root: builds every service once, lazily, and hands them out.
 
 The CLI and the window both start here; tests build a Services over a tmp data dir with the real
-tiny models, or pass their own engine factory.
+tiny models, or pass their own factories for the engine, the embedder and the library (the
+shapes in app/core/ports.py; fakes in tests/fakes.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from app.core.ingest_queue import IngestQueue
 from app.core.library import Library
 from app.core.llm import LlamaEngine
 from app.core.llm_process import EngineProcess
+from app.core.ports import TextEmbedder
 from app.core.retrieval import Retriever
 from app.core.store_health import HealthReport, check
 from app.paths import resources_dir
@@ -38,15 +40,22 @@ class Services:
         *,
         model_override: str | None = None,
         engine_factory: Callable[[Settings], LlamaEngine | EngineProcess] | None = None,
+        embedder_factory: Callable[[Path], TextEmbedder] | None = None,
+        library_factory: Callable[[Path, Settings], Library] | None = None,
     ) -> None:
+        """Each factory replaces how that part is made, on first use: the engine from the
+        settings, the embedder from its model folder (again after a change of folder), the
+        library from the data dir and the settings (again after a switch to or from team mode)."""
         isolate_from_network()
         self.home = Path(home)
         self.settings = settings or load_settings(self.home)
         self.model_override = model_override
         self._engine_factory = engine_factory
+        self._embedder_factory = embedder_factory
+        self._library_factory = library_factory
         self._lock = threading.RLock()
         self._library: Library | None = None
-        self._embedder: Embedder | None = None
+        self._embedder: TextEmbedder | None = None
         self._engine: LlamaEngine | EngineProcess | None = None
         self._history: ChatHistory | None = None
         self._gate: RelevanceGate | None = None
@@ -57,7 +66,9 @@ class Services:
     def library(self) -> Library:
         with self._lock:
             if self._library is None:
-                if self.settings.library_server:  # team mode: the local library is not opened
+                if self._library_factory is not None:
+                    self._library = self._library_factory(self.home, self.settings)
+                elif self.settings.library_server:  # team mode: the local library is not opened
                     from app.core.team.library import library_for
 
                     self._library = library_for(self.home, self.settings)
@@ -103,10 +114,11 @@ class Services:
         yield from repair(self.home, self.ingest_queue, run_ingest, cancel, report)
 
     @property
-    def embedder(self) -> Embedder:
+    def embedder(self) -> TextEmbedder:
         with self._lock:
             if self._embedder is None:
-                self._embedder = Embedder(embedder_path(self.settings))
+                make = self._embedder_factory or Embedder
+                self._embedder = make(embedder_path(self.settings))
             return self._embedder
 
     @property
@@ -211,6 +223,9 @@ class Services:
                 self._history = None
 
 
+# The settings that choose which library is open (this computer's or a team server's).
+LIBRARY_KEYS = ("library_server", "library_token", "library_path_map", "allow_insecure_http")
+
+
 def _library_keys(s: Settings) -> tuple:
-    """The settings that choose which library is open (this computer's or a team server's)."""
-    return (s.library_server, s.library_token, s.library_path_map, s.allow_insecure_http)
+    return tuple(getattr(s, k) for k in LIBRARY_KEYS)

@@ -98,8 +98,12 @@ def make_services(shared_embedder, shared_engine):
         # tests check plumbing, not prose.
         changes = {"max_answer_tokens": 24, "sources": 3, **changes}
         settings = dataclasses.replace(load_settings(home), **changes)
-        services = Services(home, settings, engine_factory=shared_engine)
-        services._embedder = shared_embedder  # share the loaded model (test-only shortcut)
+        services = Services(
+            home,
+            settings,
+            engine_factory=shared_engine,
+            embedder_factory=lambda path: shared_embedder,  # the session's loaded model
+        )
         made.append(services)
         return services
 

@@ -395,7 +395,7 @@ def test_settings_round_trip(qtbot, make_window, home, tmp_path, monkeypatch, sh
 
 
 def test_changing_the_embedder_asks_before_reindexing(
-    qtbot, make_window, home, tmp_path, monkeypatch, shared_embedder
+    qtbot, make_window, home, tmp_path, monkeypatch
 ):
     _pdf, notes = _docs(tmp_path / "docs")
     window = make_window(home)
@@ -428,7 +428,6 @@ def test_changing_the_embedder_asks_before_reindexing(
         QMessageBox, "question", staticmethod(lambda *a, **k: QMessageBox.StandardButton.Yes)
     )
     assert window.apply_settings(new)
-    window.services._embedder = shared_embedder  # same model folder: keep the loaded one
     qtbot.waitUntil(lambda: set(window.services.library.stored_chunk_ids()) != before, timeout=LONG)
     wait_ingested(qtbot, window, [notes])
     assert load_settings(home).chunk_tokens == 120
