@@ -262,3 +262,41 @@ def test_headless_ingest_on_a_server_and_a_move_seen_by_a_workstation(
     hits = b.retriever().search("ZX-4471-PELICAN notice period", 1)
     assert hits[0].path == str(moved / "contract.pdf")
     assert b.library.document(str(moved / "contract.pdf")).id == doc.id
+
+
+def test_a_version_left_by_a_writer_that_died_is_swept_and_a_live_writers_is_not(team):
+    """Workstation A dies mid-write twice (a new version of a live document, and a document's
+    first version); B is writing one right now. B's next ingest start sweeps A's leftovers,
+    which are older than the safe age, and leaves its own in-progress version whole."""
+    import time
+
+    from app.core.library import ChunkRecord
+
+    a, b, share = team
+    ingest(a, share)
+    lib_a, lib_b = a.library, b.library
+    contract = lib_a.document(str(share / "contract.pdf"))
+    chunks = [ChunkRecord(0, 1, 0, 9, "half done"), ChunkRecord(1, 1, 9, 20, "never finished")]
+    vectors = b.embedder.embed([c.text for c in chunks])
+    lib_a.clock = lambda: time.time() - 2 * lib_b.stale_after_s  # its marks are old by now
+    lib_a.begin_version(contract.path, "dead-replacement", 1, 1.0)
+    lib_a.add_chunks(contract.id, "dead-replacement", chunks, vectors)
+    first = lib_a.begin_version(str(share / "new.pdf"), "dead-first", 1, 1.0)
+    lib_a.add_chunks(first, "dead-first", chunks, vectors)
+    writing = lib_b.begin_version(str(share / "live.pdf"), "live-version", 1, 1.0)
+    lib_b.add_chunks(writing, "live-version", chunks, vectors)
+
+    assert ingest(b, share / "contract.pdf") == {str(share / "contract.pdf"): "unchanged"}
+    assert lib_b._version_count(contract.id, "dead-replacement") == 0
+    assert lib_b._version_count(first, "dead-first") == 0
+    assert lib_b._version_count(writing, "live-version") == 2  # another writer's, untouched
+    docs = {d.path: d for d in lib_b.documents()}
+    kept = docs[str(share / "contract.pdf")]
+    assert (kept.status, kept.hash, kept.pending) == ("ready", contract.hash, None)
+    assert docs[str(share / "new.pdf")].status == "interrupted"
+    assert docs[str(share / "live.pdf")].pending == "live-version"
+    lib_b.commit_version(writing, "live-version", 2, 1)  # the live writer finishes
+    assert lib_b.verify() == [] and lib_b.document(str(share / "live.pdf")).status == "ready"
+    hits = b.retriever().search("ZX-4471-PELICAN notice period", 3)
+    assert hits[0].path == str(share / "contract.pdf") and "half done" not in hits[0].text
+    assert lib_a.sweep() == 0  # nothing is left to sweep

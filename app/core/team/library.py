@@ -47,12 +47,21 @@ from app.core.library import (
 )
 from app.core.paths import from_sql, to_sql
 from app.core.store_health import LibraryDamaged
-from app.core.team.http import Secret, ServerUnavailable, auth_headers, check_url, safe_url
+from app.core.team.http import (
+    InsecureServer,
+    Secret,
+    ServerUnavailable,
+    auth_headers,
+    check_url,
+    safe_url,
+)
 
 log = logging.getLogger(__name__)
 
 CHUNKS = "confidant-chunks"
 DOCUMENTS = "confidant-documents"
+WRITES = "confidant-writes"  # one row per version being written: (doc_id, version, touched)
+STALE_AFTER_S = 3600.0  # a version untouched this long was left by a writer that died
 _META = "meta:embedder"
 _PAGE = 1000  # rows per get() from the server
 
@@ -102,8 +111,11 @@ class RemoteLibrary:
         path_map: str = "",
         allow_insecure_http: bool = False,
         sync_every_s: float = 0.0,
+        stale_after_s: float = STALE_AFTER_S,
     ) -> None:
         self.home = Path(home)
+        self.stale_after_s = stale_after_s
+        self.clock = time.time  # wall time: writers' marks are compared across workstations
         self.server = check_url(server, allow_insecure_http, "library server")
         self._token = Secret(token)
         self.paths = PathMap(path_map)
@@ -112,6 +124,7 @@ class RemoteLibrary:
         self._client = None
         self._chunks_col = None
         self._docs_col = None
+        self._writes_col = None
         self._replica: Library | None = None
         self._synced_at = 0.0
         key = hashlib.sha256(self.server.encode()).hexdigest()[:16]
@@ -122,16 +135,19 @@ class RemoteLibrary:
 
     # ------------------------------------------------------------------ connection
     def _connect(self) -> None:
-        if self._client is not None:
-            return
+        """Reach the server. The lock is not held while the network is waited on: close(),
+        from the window's thread, never waits for a server that does not answer."""
+        with self._lock:
+            if self._client is not None:
+                return
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
         parts = urlsplit(self.server)
         if parts.path not in ("", "/"):
-            raise ValueError(
-                f"library_server must be the Chroma server's root ({safe_url(self.server)} has "
-                "a path)."
+            raise InsecureServer(
+                f"The library server address must be the Chroma server's root "
+                f"({safe_url(self.server)} has a path): e.g. https://host:8000."
             )
         ssl = parts.scheme == "https"
         try:
@@ -142,13 +158,17 @@ class RemoteLibrary:
                 headers=auth_headers(self._token),
                 settings=ChromaSettings(anonymized_telemetry=False, chroma_server_ssl_verify=True),
             )
-            self._chunks_col = client.get_or_create_collection(
+            chunks = client.get_or_create_collection(
                 CHUNKS, embedding_function=None, metadata={"hnsw:space": "cosine"}
             )
-            self._docs_col = client.get_or_create_collection(DOCUMENTS, embedding_function=None)
+            docs = client.get_or_create_collection(DOCUMENTS, embedding_function=None)
+            writes = client.get_or_create_collection(WRITES, embedding_function=None)
         except Exception as exc:
             raise self._unavailable(exc) from None
-        self._client = client
+        with self._lock:
+            if self._client is None:
+                self._client = client
+                self._chunks_col, self._docs_col, self._writes_col = chunks, docs, writes
 
     def _unavailable(self, exc: Exception) -> Exception:
         if isinstance(exc, ServerUnavailable):
@@ -167,8 +187,7 @@ class RemoteLibrary:
 
     def _call(self, fn: Callable, *args, **kwargs):
         """Run a call on the server; a connection failure becomes a ServerUnavailable."""
-        with self._lock:
-            self._connect()
+        self._connect()
         try:
             return fn(*args, **kwargs)
         except (ValueError, TypeError, KeyError):
@@ -176,17 +195,25 @@ class RemoteLibrary:
         except Exception as exc:
             raise self._unavailable(exc) from None
 
+    def _collection(self, name: str):
+        self._connect()
+        with self._lock:
+            found = getattr(self, name)
+        if found is None:  # closed meanwhile (the settings changed, the window closed)
+            raise ServerUnavailable(f"The team library at {safe_url(self.server)} was closed.")
+        return found
+
     @property
     def _chunks(self):
-        with self._lock:
-            self._connect()
-            return self._chunks_col
+        return self._collection("_chunks_col")
 
     @property
     def _docs(self):
-        with self._lock:
-            self._connect()
-            return self._docs_col
+        return self._collection("_docs_col")
+
+    @property
+    def _writes(self):
+        return self._collection("_writes_col")
 
     @property
     def collection(self):
@@ -211,7 +238,7 @@ class RemoteLibrary:
             if self._replica is not None:
                 self._replica.close()
                 self._replica = None
-            self._client = self._chunks_col = self._docs_col = None
+            self._client = self._chunks_col = self._docs_col = self._writes_col = None
 
     # ------------------------------------------------------------------ server rows
     def _doc_rows(self) -> dict[str, dict]:
@@ -307,9 +334,52 @@ class RemoteLibrary:
         return []
 
     def recover(self) -> list[str]:
-        """Another workstation may be writing right now, so a pending version on the server is
-        not taken for a crash's leftovers; a version that never went live is not searched."""
+        """At each ingest or sync start: sweep the versions writers that died left unfinished
+        (see sweep()). Nothing is returned to resume: each workstation's own queue resumes
+        its runs, and another workstation's half-written version is not this one's to read."""
+        self.sweep()
         return []
+
+    def sweep(self) -> int:
+        """Remove the unfinished versions no writer has touched for `stale_after_s`; returns
+        how many. Every writer marks the version it writes (a row in WRITES) and touches the
+        mark with each batch of chunks, so a version another workstation is writing right now
+        is left alone; one whose writer died (its mark stale) loses its chunks, unless it went
+        live, and its document's row forgets it: a document that never went live is marked
+        'interrupted' (its workstation's queue adds it again at its next start)."""
+        got = self._call(self._writes.get, include=["metadatas"])
+        marks = [(i, m or {}) for i, m in zip(got["ids"], got["metadatas"], strict=True)]
+        cutoff = self.clock() - self.stale_after_s
+        fresh = {int(m.get("doc_id", -1)) for _, m in marks if m.get("touched", 0) >= cutoff}
+        swept = 0
+        for mark, meta in marks:
+            if meta.get("touched", 0) >= cutoff or "doc_id" not in meta:
+                continue
+            doc_id, version = int(meta["doc_id"]), str(meta.get("version", ""))
+            row = self._doc_row(doc_id)
+            if row is None or row.get("hash") != version:
+                self._purge(doc_id, version)
+                swept += 1
+                log.info("swept an unfinished version of document %s", doc_id)
+            if row is not None and row.get("pending") == version:
+                row["pending"] = ""
+                if not row.get("hash") and doc_id not in fresh:
+                    row.update(status="interrupted", chunks=0)
+                self._put_row(doc_id, row)
+            self._call(self._writes.delete, ids=[mark])
+        return swept
+
+    def _mark(self, doc_id: int, version: str) -> None:
+        """This version is being written now (begin_version, each batch of chunks)."""
+        self._call(
+            self._writes.upsert,
+            ids=[f"{doc_id}:{version}"],
+            embeddings=[[1.0]],
+            metadatas=[{"doc_id": doc_id, "version": version, "touched": self.clock()}],
+        )
+
+    def _unmark(self, doc_id: int, version: str) -> None:
+        self._call(self._writes.delete, ids=[f"{doc_id}:{version}"])
 
     def chunk_count(self) -> int:
         self.sync()
@@ -461,6 +531,7 @@ class RemoteLibrary:
             "pages": 0,
         }
         meta.update(pending=version, size=size, mtime=mtime)
+        self._mark(doc_id, version)  # first: a sweep meanwhile sees a live writer
         self._put_row(doc_id, meta)
         return doc_id
 
@@ -476,6 +547,7 @@ class RemoteLibrary:
             if c.page is not None:
                 meta["page"] = c.page
             metas.append(meta)
+        self._mark(doc_id, version)
         self._call(
             self._chunks.upsert,
             ids=[chunk_id(doc_id, version, c.idx) for c in chunks],
@@ -504,6 +576,7 @@ class RemoteLibrary:
         old = meta.get("hash") or ""
         meta.update(hash=version, pending="", status="ready", error="", chunks=chunks, pages=pages)
         self._put_row(doc_id, meta)
+        self._unmark(doc_id, version)
         if old and old != version:
             self._purge(doc_id, old)
 
@@ -521,6 +594,7 @@ class RemoteLibrary:
         meta["error"] = error or ""
         if meta.get("path"):
             self._put_row(doc_id, meta)
+        self._unmark(doc_id, version)
 
     def record_unreadable(
         self, path: str, status: str, error: str, size: int = 0, mtime: float = 0.0
