@@ -262,7 +262,7 @@ def cmd_ingest(services, args) -> int:
             print(json.dumps({"files": [], "seconds": 0.0}))
         print("confidant: nothing left to add. Name files or folders to add.", file=sys.stderr)
         return EXIT_OK
-    services.ingest_queue.add(given)
+    ingestor.queue(given)
     from app.core.sources import remember
 
     remember(services.library, given)  # folders are kept in sync from now on (confidant sync)
@@ -282,7 +282,7 @@ def cmd_ingest(services, args) -> int:
     except KeyboardInterrupt:
         token.cancel()
         events.close()  # the reader thread and the extraction worker stop here
-        services.ingest_queue.discard(paths)  # stopped on purpose: not picked up next time
+        ingestor.forget(paths)  # stopped on purpose: not picked up next time
         stopped = _forget_stopped(services.library)
         for path in stopped:
             print(

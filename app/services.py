@@ -60,7 +60,7 @@ class Services:
         self._history: ChatHistory | None = None
         self._gate: RelevanceGate | None = None
         self._found_sound = False  # health() just read the library's files: none is damaged
-        self.ingest_queue = IngestQueue(self.home)  # survives a closed window or a crash
+        self._ingest_queue = IngestQueue(self.home)  # the Ingestors' (ingest.py), survives a crash
 
     @property
     def library(self) -> Library:
@@ -105,13 +105,7 @@ class Services:
                 self._history.close()
                 self._history = None
         report = self.health()
-
-        def run_ingest(paths, token):
-            ingestor = self.ingestor()
-            self.library.check_embedder(ingestor.embedder.model_id)
-            return ingestor.run(paths, token)
-
-        yield from repair(self.home, self.ingest_queue, run_ingest, cancel, report)
+        yield from repair(self.home, self.ingestor(), cancel, report)
 
     @property
     def embedder(self) -> TextEmbedder:
@@ -150,12 +144,14 @@ class Services:
             return self._gate
 
     def ingestor(self) -> Ingestor:
+        """An Ingestor for the current settings; the library and the embedder are opened when
+        it first needs them (queueing or forgetting requests needs neither)."""
         s = self.settings
         return Ingestor(
-            self.library,
-            self.embedder,
+            lambda: self.library,
+            lambda: self.embedder,
             IngestOptions(chunk_tokens=s.chunk_tokens, chunk_overlap=s.chunk_overlap),
-            self.ingest_queue,
+            self._ingest_queue,
         )
 
     def chat(self) -> ChatSession:

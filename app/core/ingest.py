@@ -23,7 +23,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,20 +191,67 @@ class _Run:
 
 
 class Ingestor:
-    """Adds files to a Library. One run at a time (the ingestion lane)."""
+    """Adds files to a Library. One run at a time (the ingestion lane).
+
+    It is the only owner of the ingest queue (ingest_queue.py), the requests not yet finished:
+    queue() when a request is accepted, a run that ends takes its paths out, forget() when the
+    user stops it or it is refused, pending() for what a start picks up. Without a queue (bench,
+    tests) those do nothing.
+
+    `library` and `embedder` may be given as functions that return them, called on first use:
+    an Ingestor made only to queue a drop on the window's thread then opens neither there."""
 
     def __init__(
         self,
-        library: Library,
-        embedder: Embedder,
+        library: Library | Callable[[], Library],
+        embedder: Embedder | Callable[[], Embedder],
         options: IngestOptions | None = None,
         ingest_queue: IngestQueue | None = None,
     ):
-        self.library = library
-        self.embedder = embedder
+        self._library_of = library if callable(library) else (lambda: library)
+        self._embedder_of = embedder if callable(embedder) else (lambda: embedder)
+        self._library: Library | None = None
+        self._embedder: Embedder | None = None
         self.options = options or IngestOptions()
-        # requests not yet finished (see ingest_queue.py); a run that ends takes its paths out
-        self.ingest_queue = ingest_queue
+        self._queue = ingest_queue
+        # The chunker is made for one embedder (its tokenizer) and kept while that one is used;
+        # the page reader and the embedding window are set up by each run.
+        self._chunker: Chunker | None = None
+        self._chunker_of: Embedder | None = None
+        self._page_reader: PageReader | None = None
+        self._window = max(self.options.embed_window, 1)
+
+    @property
+    def library(self) -> Library:
+        if self._library is None:
+            self._library = self._library_of()
+        return self._library
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = self._embedder_of()
+        return self._embedder
+
+    # ---------------------------------------------------------------- the requests
+    def queue(self, paths: Iterable[str | os.PathLike]) -> None:
+        """Accepted: kept until a run that reads them ends (a closed window, a crash or a
+        power cut in between leaves them for the next start)."""
+        if self._queue is not None:
+            self._queue.add(paths)
+
+    def forget(self, paths: Iterable[str | os.PathLike]) -> None:
+        """Stopped on purpose or refused: not picked up again."""
+        if self._queue is not None:
+            self._queue.discard(paths)
+
+    def forget_all(self) -> None:
+        if self._queue is not None:
+            self._queue.clear()
+
+    def pending(self) -> list[str]:
+        """The requests not finished yet, oldest first (paths that are gone included)."""
+        return self._queue.paths() if self._queue is not None else []
 
     def start_reindex(self) -> list[str]:
         """Prepare a re-index; returns the paths to run. Vectors of another embedding model are
@@ -215,8 +262,7 @@ class Ingestor:
         paths = [d.path for d in self.library.documents() if d.status != "removing"]
         if self.library.embedder() not in (None, self.embedder.model_id):
             self.library.reset()
-        if self.ingest_queue is not None:
-            self.ingest_queue.add(paths)
+        self.queue(paths)
         return paths
 
     def resumable(self) -> list[str]:
@@ -224,8 +270,7 @@ class Ingestor:
         documents a re-index reset or a crash left half-done. Paths that no longer exist are
         left out (a file deleted since was not going to be added). Call it before run(), which
         reports the half-done ones as it cleans them up."""
-        queued = self.ingest_queue.paths() if self.ingest_queue is not None else []
-        wanted = dict.fromkeys(queued + self.library.unfinished())
+        wanted = dict.fromkeys(self.pending() + self.library.unfinished())
         return [p for p in wanted if os.path.exists(p)]
 
     def run(self, paths: Sequence[str | os.PathLike], cancel: CancelToken) -> Iterator[IngestEvent]:
@@ -244,8 +289,8 @@ class Ingestor:
             yield FileDone(problem.path, problem.status, error=display(problem.message))
         if files:
             yield from self._pipeline(files, cancel, run)
-        if self.ingest_queue is not None and not cancel.cancelled:
-            self.ingest_queue.discard(str(p) for p in paths)
+        if not cancel.cancelled:  # finished: out of the queue
+            self.forget(paths)
         yield IngestFinished(
             counts=run.counts,
             seconds=time.perf_counter() - started,
@@ -268,7 +313,7 @@ class Ingestor:
         # Load the model here, before the reader needs its tokenizer. The chunker gets its own
         # copy of the tokenizer's core (never the one embed() uses on this thread: a Hugging
         # Face tokenizer keeps padding/truncation state per call, so sharing it races).
-        if getattr(self, "_chunker_of", None) is not self.embedder:
+        if self._chunker_of is not self.embedder:
             tokenizer = PageTokenizer.of(self.embedder.tokenizer)
             if tokenizer is None:
                 raise EmbedderError(
@@ -282,7 +327,6 @@ class Ingestor:
         self._page_reader = PageReader(
             use_process=self.options.extract_in_process, chunker=self._chunker
         )
-        self._window = max(self.options.embed_window, 1)
         reader.start()
         open_files: dict[int, _OpenFile] = {}
         started: set[int] = set()  # files whose FileStarted went out (once, if read again)

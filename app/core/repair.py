@@ -3,7 +3,7 @@
 
 The order makes every step safe to cut short (Ctrl-C, a crash, a closed window):
 1. list the documents to rebuild (below), while the damaged files are still where they were;
-2. put that list in the ingest queue (ingest_queue.py), so whatever is not rebuilt yet is
+2. queue that list (Ingestor.queue, ingest_queue.py), so whatever is not rebuilt yet is
    picked up by the next `confidant repair`, `confidant ingest` or start of the window;
 3. move the library's files (library.sqlite3 and library/, both: they must agree, so they are
    rebuilt together) and a damaged chats.sqlite3 into one `damaged-YYYYmmdd-HHMMSS/` folder
@@ -29,13 +29,13 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.core.cancel import CancelToken
 from app.core.events import IngestFinished
-from app.core.ingest_queue import IngestQueue
+from app.core.ingest import Ingestor
 from app.core.library import path_from_meta
 from app.core.paths import from_sql
 from app.core.store_health import (
@@ -76,12 +76,11 @@ class RepairFinished:
     missing: tuple[str, ...] = ()
 
 
-def find_documents(home: Path) -> tuple[list[str], str]:
+def find_documents(home: Path, queued: list[str]) -> tuple[list[str], str]:
     """The paths of the library's documents (files present or not) and, in words, where the
-    list came from (see the module's docstring)."""
+    list came from (see the module's docstring); `queued`: the requests not finished yet."""
     home = Path(home)
     table, complete = _documents_table(home / LIBRARY_DB)
-    queued = IngestQueue(home).paths()
     if complete:
         return _unique(table + queued), "the library's documents table"
     stored = _chroma_paths(home / VECTOR_DIR / CHROMA_DB)
@@ -105,23 +104,23 @@ def find_documents(home: Path) -> tuple[list[str], str]:
 
 def repair(
     home: Path,
-    ingest_queue: IngestQueue,
-    run_ingest: Callable[[list[str], CancelToken], Iterator],
+    ingestor: Ingestor,
     cancel: CancelToken,
     report: HealthReport | None = None,
 ) -> Iterator:
     """Rebuild what `report` (default: check(home)) finds damaged; then finish the queue.
-    Yields RepairStarted, the ingest events of `run_ingest`, then RepairFinished. The caller
-    must have closed the library and the chats (their files are moved)."""
+    Yields RepairStarted, the ingestor's events, then RepairFinished. The caller must have
+    closed the library and the chats (their files are moved), and gives an `ingestor` that
+    opens its library on first use (after the move: Ingestor's `library` as a function)."""
     started = time.perf_counter()
     home = Path(home)
     report = report if report is not None else check(home)
     kept_in, missing, paths, source = None, [], [], ""
     if report.library:
-        found, source = find_documents(home)
+        found, source = find_documents(home, ingestor.pending())
         paths = [p for p in found if os.path.exists(p)]
         missing = [p for p in found if not os.path.exists(p)]
-        ingest_queue.add(paths)  # before anything moves: a stop from here on loses nothing
+        ingestor.queue(paths)  # before anything moves: a stop from here on loses nothing
     if report.damages:
         kept_in = aside_folder(home)
         moved: list[Path] = []
@@ -130,7 +129,7 @@ def repair(
         if report.chats:
             moved.append(home / CHATS_DB)
         set_aside(moved, kept_in)
-    todo = [p for p in ingest_queue.paths() if os.path.exists(p)]
+    todo = [p for p in ingestor.pending() if os.path.exists(p)]
     yield RepairStarted(
         tuple(report.damages),
         kept_in,
@@ -141,7 +140,7 @@ def repair(
     )
     finished = None
     if todo:
-        for event in run_ingest(todo, cancel):
+        for event in ingestor.run(todo, cancel):
             if isinstance(event, IngestFinished):
                 finished = event
             yield event

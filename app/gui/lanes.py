@@ -328,7 +328,7 @@ class IngestLane(Lane):
                     last = now
                     yield self.snapshot()
         except (EmbedderMismatch, EmbedderError) as exc:
-            self.services.ingest_queue.discard(paths)  # a refused request is not resumed later
+            self.services.ingestor().forget(paths)  # a refused request is not resumed later
             yield IngestBlocked(str(exc))
             yield self.snapshot()
 

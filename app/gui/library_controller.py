@@ -138,7 +138,7 @@ class LibraryController(QObject):
         paths = [str(p) for p in paths]
         if not self.lane.busy("ingest"):
             self.progress = IngestProgress()
-        self.services.ingest_queue.add(paths)  # kept until read: a closed window resumes it
+        self.services.ingestor().queue(paths)  # kept until read: a closed window resumes it
         self.view.mark_queued(paths)
 
         def remember(job: Job):  # folders are kept in sync from now on; files stay documents
@@ -153,7 +153,7 @@ class LibraryController(QObject):
 
     def cancel(self) -> None:
         self.lane.cancel_all("ingest")
-        self.services.ingest_queue.clear()  # stopped on purpose: not resumed at the next start
+        self.services.ingestor().forget_all()  # stopped on purpose: not resumed at next start
         self.view.progress_label.setText("Cancelling…")
 
     def remove(self, paths: list[str]) -> Job | None:
@@ -176,14 +176,14 @@ class LibraryController(QObject):
         """At start: what an earlier session left unfinished says so (not "Cancelled") while
         the embedder loads, then the lane picks it up."""
         self.progress = IngestProgress()
-        self._resume = self.lane.resume(self.services.ingest_queue.paths())
+        self._resume = self.lane.resume(self.services.ingestor().pending())
         self._mark_resuming()
         return self._resume
 
     def _mark_resuming(self) -> None:
         # Again with each snapshot until the job begins: the first one may come after this.
         if self._resume is not None and not self._resume.started:
-            paths = self.services.ingest_queue.paths() + self.view.unfinished_paths()
+            paths = self.services.ingestor().pending() + self.view.unfinished_paths()
             self.view.mark_resuming(paths)
 
     def known_rate(self) -> float:

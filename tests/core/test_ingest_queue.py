@@ -61,3 +61,26 @@ def test_a_write_that_fails_keeps_the_queue_working_in_memory(tmp_path, monkeypa
     monkeypatch.undo()
     assert IngestQueue(tmp_path).paths() == []  # nothing half-written was left behind
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_ingestor_owns_the_queue_without_opening_the_library_or_the_model(tmp_path):
+    from app.core.ingest import Ingestor
+
+    def never():
+        raise AssertionError("opened only to queue a request")
+
+    queue = IngestQueue(tmp_path)
+    window = Ingestor(never, never, ingest_queue=queue)  # as the window's thread makes one
+    window.queue(["/docs/a.txt", "/docs/folder"])
+    assert Ingestor(never, never, ingest_queue=IngestQueue(tmp_path)).pending() == [
+        "/docs/a.txt",
+        "/docs/folder",
+    ]  # on disk: the next start picks them up
+    window.forget(["/docs/a.txt"])  # refused or stopped
+    assert window.pending() == ["/docs/folder"] == IngestQueue(tmp_path).paths()
+    window.forget_all()  # the user pressed Stop
+    assert IngestQueue(tmp_path).paths() == []
+
+    alone = Ingestor(never, never)  # the bench and tests: no queue, nothing kept
+    alone.queue(["/docs/b.txt"])
+    assert alone.pending() == []

@@ -69,11 +69,11 @@ def test_file_drops_are_copies_and_a_move_only_drag_is_refused(qtbot, make_windo
         drop = _event(QDropEvent, mime, actions)
         drop.accept()
         window.dropEvent(drop)
-        assert not drop.isAccepted() and window.services.ingest_queue.paths() == []
+        assert not drop.isAccepted() and window.services.ingestor().pending() == []
     drop = _event(QDropEvent, mime, M | C | L)
     window.dropEvent(drop)
     assert drop.isAccepted() and drop.dropAction() == C
-    assert window.services.ingest_queue.paths() == [str(note)]
+    assert window.services.ingestor().pending() == [str(note)]
 
 
 def test_text_dragged_into_the_question_box_is_copied(qtbot, make_window, home):
@@ -137,7 +137,7 @@ def test_files_left_by_a_quit_say_waiting_to_resume_not_cancelled(
     before = make_services(home)
     _left_cancelled(before, quit_file)
     _left_cancelled(before, stopped_file)
-    before.ingest_queue.add([str(docs)])  # the folder was still asked for when the window closed
+    before.ingestor().queue([str(docs)])  # the folder was still asked for when the window closed
     before.close()
 
     window = make_window(home)

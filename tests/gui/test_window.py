@@ -307,7 +307,7 @@ def test_closing_mid_ingest_resumes_at_the_next_start(qtbot, make_window, home, 
     qtbot.waitUntil(lambda: "left unfinished" in again.statusBar().currentMessage(), timeout=LONG)
     assert again.statusBar().currentMessage().startswith("Picking up 2 items")
     wait_ingested(qtbot, again, [pdf, notes])
-    assert again.services.ingest_queue.paths() == []
+    assert again.services.ingestor().pending() == []
     shot(again, shots, "12-resumed")
 
 
@@ -316,10 +316,10 @@ def test_stop_forgets_what_was_waiting(qtbot, make_window, home, tmp_path):
     window = make_window(home)
     _hold_ingest_lane(window)
     drop_files(window, [notes])
-    assert window.services.ingest_queue.paths() == [str(notes)]
+    assert window.services.ingestor().pending() == [str(notes)]
     window.cancel_ingest()  # the Stop button
     qtbot.waitUntil(lambda: not window.ingest_lane.busy("ingest"), timeout=LONG)
-    assert window.services.ingest_queue.paths() == []
+    assert window.services.ingestor().pending() == []
     window.close()
 
     again = make_window(home)
@@ -346,7 +346,7 @@ def test_a_drop_refused_for_another_embedding_model_is_not_resumed(
     drop_files(window, [pdf])
     qtbot.waitUntil(lambda: bool(offered), timeout=LONG)
     assert "Vectors of two models cannot be mixed" in offered[0]
-    assert window.services.ingest_queue.paths() == []
+    assert window.services.ingestor().pending() == []
     assert status_of(window, pdf) != "ready"
 
 
