@@ -103,6 +103,24 @@ class StoreTrouble:
 
 
 @dataclass(frozen=True)
+class ServerDown:
+    """A team server (docs/team-setup.md) could not be reached, or its address is refused:
+    the window says which and what to do. `which`: "library" or "model"."""
+
+    which: str
+    message: str
+
+
+def _server_down(which: str, exc: Exception) -> ServerDown | None:
+    """A ServerDown for a team server's failure (app/core/team/http.py), else None."""
+    from app.core.team.http import InsecureServer, ServerUnavailable
+
+    if isinstance(exc, (ServerUnavailable, InsecureServer)):
+        return ServerDown(which, str(exc))
+    return None
+
+
+@dataclass(frozen=True)
 class IngestBlocked:
     """Ingestion refused to start (the library was made with another embedding model)."""
 
@@ -241,6 +259,9 @@ class ModelLane(Lane):
                 self.services.engine().load()
             except Exception as exc:
                 log.warning("model did not load: %s", exc)
+                down = _server_down("model", exc)
+                if down is not None:
+                    yield down
                 yield ModelFailed(describe(exc))
                 return
             yield self._report()
@@ -292,7 +313,8 @@ class IngestLane(Lane):
 
     def _guarded(self, work: Callable[[Job], Iterator[object]]):
         """A damaged library or a full disk ends the job with a StoreTrouble the window can act
-        on, instead of an error sentence."""
+        on, a team library server that cannot be reached with a ServerDown, instead of an
+        error sentence."""
 
         def run(job: Job) -> Iterator[object]:
             try:
@@ -300,6 +322,11 @@ class IngestLane(Lane):
             except Exception as exc:
                 from app.core.store_health import LibraryDamaged, explain
 
+                down = _server_down("library", exc)
+                if down is not None:  # team mode: the job ends, the window says so
+                    log.warning("ingest lane: %s", down.message)
+                    yield down
+                    return
                 found = explain(exc, self.services.home)
                 if found is None:
                     raise

@@ -38,7 +38,16 @@ from app.gui.resources import icon
 
 log = logging.getLogger(__name__)
 
-MODEL_KEYS = ("llm_path", "gpu_layers", "context_size")
+# A change to any of these drops the engine and builds it again (a local model or a server's).
+MODEL_KEYS = (
+    "llm_path",
+    "gpu_layers",
+    "context_size",
+    "llm_server",
+    "llm_api_key",
+    "llm_model",
+    "allow_insecure_http",
+)
 
 
 class DropOverlay(QWidget):
@@ -115,6 +124,9 @@ class MainWindow(QMainWindow):
         self.documents.store_trouble.connect(self._store_trouble)
         self.documents.attach_sources(self.sources)  # folders kept in sync (sources_view.py)
         self.documents.prune_offered.connect(self._confirm_missing_folder)
+        # A team server that cannot be reached is said across the top (server_notice.py).
+        self.ingest_lane.event.connect(self._team_event)
+        self.model_lane.event.connect(self._team_event)
         self._build_actions()
         self._restore()
 
@@ -168,7 +180,18 @@ class MainWindow(QMainWindow):
         self.split.setStretchFactor(1, 1)
         self.split.setSizes([300, 800])
         sidebar.setMinimumWidth(240)
-        self.setCentralWidget(self.split)
+        from app.gui.server_notice import ServerNotice
+
+        self.server_notice = ServerNotice()
+        self.server_notice.settings_requested.connect(self.open_settings)
+        self.server_notice.retry_requested.connect(self.retry_servers)
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.server_notice)
+        column.addWidget(self.split, 1)
+        self.setCentralWidget(central)
         self.overlay = DropOverlay(self)
 
         bar = self.statusBar()
@@ -357,6 +380,30 @@ class MainWindow(QMainWindow):
             self._said_note = tooltip
             self.statusBar().showMessage(tooltip, 20000)
 
+    # ================================================================== team servers
+    def _team_event(self, job, event) -> None:
+        """A lane's word on a team server: down (say so), or answering again (clear it)."""
+        from app.gui.lanes import LibrarySnapshot, ModelReady, ServerDown
+
+        if self._closing:
+            return
+        if isinstance(event, ServerDown):
+            self.server_notice.show_down(event.which, event.message, self.services.settings.locked)
+        elif isinstance(event, LibrarySnapshot):
+            self.server_notice.clear("library")
+        elif isinstance(event, ModelReady):
+            self.server_notice.clear("model")
+
+    def retry_servers(self) -> None:
+        """Try the servers the notice names again (on their lanes: nothing waits here)."""
+        down = set(self.server_notice.down)
+        if "library" in down:
+            self.documents.refresh()
+            self.documents.sync()
+        if "model" in down and not self.model_lane.busy():
+            self._set_model_status("Loading model…")
+            self.model_lane.preload()
+
     # ================================================================== library
     def choose_files(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(
@@ -455,7 +502,8 @@ class MainWindow(QMainWindow):
             QMessageBox.information(self, "Confidant", note)
         from app.gui.model_picker import offer_real_model
 
-        offer_real_model(self)  # only the built-in model: say answers will be weak, once
+        if not self.services.settings.llm_server:  # a team's model server answers otherwise
+            offer_real_model(self)  # only the built-in model: say answers will be weak, once
 
     def _offer_reindex(self, message: str) -> None:
         if self._confirm(
@@ -537,7 +585,14 @@ class MainWindow(QMainWindow):
             self._reindex(new)  # the lane switches the settings before re-reading
         else:
             self.services.apply_settings(new)
+        from app.services import LIBRARY_KEYS
+
+        if any(getattr(old, k) != getattr(new, k) for k in LIBRARY_KEYS):
+            self.server_notice.clear("library")  # another library: its own snapshot says
+            self.documents.refresh()
+            self.ingest_lane.sources()
         if any(getattr(old, k) != getattr(new, k) for k in MODEL_KEYS):
+            self.server_notice.clear("model")
             self.model_lane.drop_engine(reload=True)
         self.statusBar().showMessage("Settings saved.", 5000)
         return True
