@@ -173,3 +173,21 @@ def test_a_new_model_server_key_or_model_in_settings_rebuilds_the_engine(
     qtbot.waitUntil(lambda: not window.model_lane.busy(), timeout=WAIT)
     assert services._engine is same
     assert "key-2b7f" not in caplog.text  # the key is never logged
+
+
+def test_a_refused_server_address_in_a_settings_file_is_said_in_the_window(
+    qtbot, home, make_window
+):
+    (home / "settings.toml").write_text(
+        'library_server = "http://files.example:8000"\n', encoding="utf-8"
+    )
+    window = make_window(home)
+    window.start_background_work()
+    notice = window.server_notice
+    qtbot.waitUntil(notice.isVisible, timeout=WAIT)
+    assert (
+        "plain http" in notice.label.text()
+        and "Check the address in Settings" in notice.label.text()
+    )
+    assert QApplication.activeModalWidget() is None
+    assert not (home / "library").exists()
