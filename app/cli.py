@@ -15,6 +15,7 @@ from pathlib import Path
 
 from app.config import SettingsError, data_dir, isolate_from_network
 from app.core.paths import display
+from app.core.status import DocStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DAMAGED = 0, 1, 2, 3
 
@@ -291,7 +292,7 @@ def cmd_ingest(services, args) -> int:
             )
         print("confidant: ingestion stopped; files already added are kept.", file=sys.stderr)
         return 130
-    failed = any(f.status == "failed" for f in files)
+    failed = any(f.status == DocStatus.FAILED for f in files)
     if args.json:
         print(
             json.dumps(
@@ -314,7 +315,7 @@ def cmd_ingest(services, args) -> int:
         summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
         print(f"{summary or 'nothing to do'} in {seconds:.1f} s", file=sys.stderr)
         for f in files:
-            if f.status in ("failed", "skipped"):
+            if f.status in (DocStatus.FAILED, DocStatus.SKIPPED):
                 print(f"  {f.status}: {display(f.path)}: {display(f.error or '')}", file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
 
@@ -325,9 +326,12 @@ def _forget_stopped(library) -> list[str]:
     resume them as if the computer had crashed. Returns their paths."""
     stopped = []
     for doc in library.documents():
-        if doc.pending and doc.status != "removing":
+        if doc.pending and doc.status != DocStatus.REMOVING:
             library.abandon_version(
-                doc.id, doc.pending, "cancelled", "Adding was stopped (Ctrl-C) before it finished."
+                doc.id,
+                doc.pending,
+                DocStatus.CANCELLED,
+                "Adding was stopped (Ctrl-C) before it finished.",
             )
             stopped.append(doc.path)
     return stopped
@@ -525,7 +529,7 @@ def cmd_repair(services, args) -> int:
             file=sys.stderr,
         )
         return 130
-    failed = [f for f in files if f.status == "failed"]
+    failed = [f for f in files if f.status == DocStatus.FAILED]
     missing = list(finished.missing) if finished else []
     if args.json:
         print(

@@ -17,6 +17,7 @@ import sys
 import time
 
 from app.core.paths import display
+from app.core.status import DocStatus
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -86,7 +87,7 @@ def cmd_sync(services, args) -> int:
         token.cancel()
         print("confidant: sync stopped; the next sync finishes it.", file=sys.stderr)
         return 130
-    failed = any(f.status == "failed" for f in files)
+    failed = any(f.status == DocStatus.FAILED for f in files)
     missing = any(c.state == "missing" for c in checked.values()) and not args.prune
     if args.json:
         print(

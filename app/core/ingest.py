@@ -50,6 +50,7 @@ from app.core.extraction import PageReader, chunk_batches
 from app.core.ingest_queue import IngestQueue
 from app.core.library import ChunkRecord, Library
 from app.core.paths import display
+from app.core.status import DocStatus
 from app.core.walk import expand
 
 log = logging.getLogger(__name__)
@@ -259,7 +260,7 @@ class Ingestor:
         until the run ends). With the same model (a new passage size) nothing is forgotten:
         each document is replaced by its new cut as the run reaches it, searchable throughout.
         The paths are queued, so a run cut short is finished by the next start."""
-        paths = [d.path for d in self.library.documents() if d.status != "removing"]
+        paths = [d.path for d in self.library.documents() if d.status != DocStatus.REMOVING]
         if self.library.embedder() not in (None, self.embedder.model_id):
             self.library.reset()
         self.queue(paths)
@@ -369,7 +370,7 @@ class Ingestor:
                 elif isinstance(msg, _Restart):  # what was read of it is not the file's text
                     f = open_files.pop(msg.i)
                     pending[:] = [(i, c) for i, c in pending if i != msg.i]
-                    self.library.abandon_version(f.doc_id, f.version, "interrupted", None)
+                    self.library.abandon_version(f.doc_id, f.version, DocStatus.INTERRUPTED, None)
                 elif isinstance(msg, _Outcome):
                     if msg.i in open_files:  # failed midway: drop its partial version
                         f = open_files.pop(msg.i)
@@ -396,7 +397,10 @@ class Ingestor:
         except Cancelled:
             for f in open_files.values():
                 self.library.abandon_version(
-                    f.doc_id, f.version, "cancelled", "Adding was cancelled before it finished."
+                    f.doc_id,
+                    f.version,
+                    DocStatus.CANCELLED,
+                    "Adding was cancelled before it finished.",
                 )
                 run.counts["cancelled"] += 1
                 yield FileDone(f.path, "cancelled", error="Cancelled before it finished.")
@@ -444,7 +448,7 @@ class Ingestor:
             f = open_files.pop(i)
             if f.next_idx == 0:
                 error = f"'{display(Path(f.path).name)}' has no text to read."
-                self.library.abandon_version(f.doc_id, f.version, "skipped", error)
+                self.library.abandon_version(f.doc_id, f.version, DocStatus.SKIPPED, error)
                 run.counts["skipped"] += 1
                 yield FileDone(f.path, "skipped", pages=f.pages, error=error)
                 continue
@@ -539,7 +543,7 @@ class Ingestor:
         if (
             existing
             and existing.hash == version
-            and existing.status == "ready"
+            and existing.status == DocStatus.READY
             and not existing.pending
         ):
             if (existing.size, existing.mtime) != (st.st_size, st.st_mtime):  # only touched

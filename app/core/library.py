@@ -25,6 +25,7 @@ import numpy as np
 from app.core.events import Hit
 from app.core.paths import display, from_sql, fs_bytes, is_valid_text, to_sql
 from app.core.row_writer import RowWriter
+from app.core.status import DocStatus
 from app.core.store_health import LibraryDamaged, check_library, ensure_room
 from app.core.vector_store import (
     WRITE_SLICE,
@@ -42,7 +43,7 @@ CREATE TABLE IF NOT EXISTS documents (
     pending TEXT,              -- version being written; non-NULL after a crash = interrupted
     size INTEGER NOT NULL DEFAULT 0,
     mtime REAL NOT NULL DEFAULT 0,
-    status TEXT NOT NULL,      -- ready | failed | skipped | indexing | removing
+    status TEXT NOT NULL,      -- a DocStatus (status.py)
     error TEXT,
     chunks INTEGER NOT NULL DEFAULT 0,
     pages INTEGER NOT NULL DEFAULT 0,
@@ -106,7 +107,7 @@ class DocumentRow:
     pending: str | None
     size: int
     mtime: float
-    status: str
+    status: str  # a DocStatus value (equal to its member)
     error: str | None
     chunks: int
     pages: int
@@ -285,8 +286,9 @@ class Library:
         when the process died (before recover(); 'interrupted' after it, if none is live), or
         reset by a re-index and not read again yet ('queued')."""
         rows = self._db.execute(
-            "SELECT path FROM documents WHERE status != 'removing' AND (pending IS NOT NULL "
-            "OR (hash IS NULL AND status IN ('queued', 'interrupted'))) ORDER BY path"
+            "SELECT path FROM documents WHERE status != ? AND (pending IS NOT NULL "
+            "OR (hash IS NULL AND status IN (?, ?))) ORDER BY path",
+            (DocStatus.REMOVING, DocStatus.QUEUED, DocStatus.INTERRUPTED),
         ).fetchall()
         return [from_sql(r[0]) for r in rows]
 
@@ -461,8 +463,8 @@ class Library:
             if row is None:
                 cur = self._db.execute(
                     "INSERT INTO documents (path, pending, size, mtime, status, updated) "
-                    "VALUES (?, ?, ?, ?, 'indexing', ?)",
-                    (to_sql(path), version, size, mtime, now),
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (to_sql(path), version, size, mtime, DocStatus.INDEXING, now),
                 )
                 return int(cur.lastrowid)
             if row.pending and row.pending != version:
@@ -508,14 +510,16 @@ class Library:
             self._settle()  # every row and vector of it written, or the error raised
             old = self._db.execute("SELECT hash FROM documents WHERE id=?", (doc_id,)).fetchone()[0]
             self._db.execute(
-                "UPDATE documents SET hash=?, pending=NULL, status='ready', error=NULL, chunks=?, "
+                "UPDATE documents SET hash=?, pending=NULL, status=?, error=NULL, chunks=?, "
                 "pages=?, updated=? WHERE id=?",
-                (version, chunks, pages, time.time(), doc_id),
+                (version, DocStatus.READY, chunks, pages, time.time(), doc_id),
             )
             if old and old != version:
                 self._purge_version(doc_id, old)
 
-    def abandon_version(self, doc_id: int, version: str, status: str, error: str | None) -> None:
+    def abandon_version(
+        self, doc_id: int, version: str, status: DocStatus, error: str | None
+    ) -> None:
         """A new version failed: drop what was written of it. A live older version stays."""
         error = display(error) if error is not None else None
         with self._lock:
@@ -536,7 +540,7 @@ class Library:
                 )
 
     def record_unreadable(
-        self, path: str, status: str, error: str, size: int = 0, mtime: float = 0.0
+        self, path: str, status: DocStatus, error: str, size: int = 0, mtime: float = 0.0
     ) -> None:
         """Note a file that was skipped or failed before any version was started."""
         error = display(error)
@@ -566,7 +570,9 @@ class Library:
             row = self.document(path)
             if row is None:
                 return False
-            self._db.execute("UPDATE documents SET status='removing' WHERE id=?", (row.id,))
+            self._db.execute(
+                "UPDATE documents SET status=? WHERE id=?", (DocStatus.REMOVING, row.id)
+            )
             self._finish_removal(row.id)
             return True
 
@@ -602,12 +608,12 @@ class Library:
             self._settle()
             interrupted = []
             for row in self.documents():
-                if row.status == "removing":
+                if row.status == DocStatus.REMOVING:
                     self._finish_removal(row.id)
                 elif row.pending:
                     interrupted.append(row.path)
                     self._purge_version(row.id, row.pending)
-                    status = "ready" if row.hash else "interrupted"
+                    status = DocStatus.READY if row.hash else DocStatus.INTERRUPTED
                     self._db.execute(
                         "UPDATE documents SET pending=NULL, status=? WHERE id=?", (status, row.id)
                     )
@@ -642,7 +648,8 @@ class Library:
             self._db.execute("BEGIN")
             self._db.execute("DELETE FROM chunks")
             self._db.execute(
-                "UPDATE documents SET hash=NULL, pending=NULL, status='queued', chunks=0"
+                "UPDATE documents SET hash=NULL, pending=NULL, status=?, chunks=0",
+                (DocStatus.QUEUED,),
             )
             self._db.execute("DELETE FROM meta WHERE key='embedder'")
             self._db.execute("COMMIT")
@@ -672,13 +679,13 @@ class Library:
         if fts != len(all_sql):
             problems.append(f"keyword index has {fts} rows for {len(all_sql)} chunks")
         for row in self.documents():
-            if row.status == "ready":
+            if row.status == DocStatus.READY:
                 n = self._db.execute(
                     "SELECT count(*) FROM chunks WHERE doc_id=? AND version=?", (row.id, row.hash)
                 ).fetchone()[0]
                 if n != row.chunks:
                     problems.append(f"{row.path}: {n} chunks stored, {row.chunks} recorded")
-            if row.pending or row.status in ("indexing", "removing"):
+            if row.pending or row.status in (DocStatus.INDEXING, DocStatus.REMOVING):
                 problems.append(f"{row.path}: unfinished ({row.status})")
         return problems
 

@@ -38,6 +38,7 @@ from app.core.events import IngestFinished
 from app.core.ingest import Ingestor
 from app.core.library import path_from_meta
 from app.core.paths import from_sql
+from app.core.status import DocStatus
 from app.core.store_health import (
     CHATS_DB,
     CHROMA_DB,
@@ -170,7 +171,7 @@ def _documents_table(path: Path) -> tuple[list[str], bool]:
     try:
         db.execute("PRAGMA query_only=1")
         for value, status in db.execute("SELECT path, status FROM documents ORDER BY id"):
-            if status != "removing":
+            if status != DocStatus.REMOVING:
                 paths.append(from_sql(value))
         ok = db.execute("PRAGMA quick_check").fetchall() == [("ok",)]
         return paths, ok

@@ -14,6 +14,7 @@ import logging
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.core.events import FileDone, FileProgress, FileStarted, IngestFinished, IngestStarted
+from app.core.status import DocStatus
 from app.gui.ingest_progress import IngestProgress
 from app.gui.lanes import (
     IngestBlocked,
@@ -26,7 +27,8 @@ from app.gui.lanes import (
 
 log = logging.getLogger(__name__)
 
-DONE_STATUS = {"added": "ready", "replaced": "ready", "unchanged": "ready"}
+# A file's outcome in a run -> its document's status (the others are both: skipped, failed, ...)
+DONE_STATUS = {"added": DocStatus.READY, "replaced": DocStatus.READY, "unchanged": DocStatus.READY}
 
 # The re-index prompt estimates its time from the last ingestion on this machine that embedded
 # at least RATE_MIN_CHUNKS passages (a GPU is ~20x a 2-core CPU), else from a 2-core CPU's rate.
@@ -125,7 +127,7 @@ class LibraryController(QObject):
 
     @property
     def ready_count(self) -> int:
-        return sum(1 for d in self.snapshot.documents if d.status == "ready")
+        return sum(1 for d in self.snapshot.documents if d.status == DocStatus.READY)
 
     def shut(self) -> None:
         self._closing = True
@@ -161,7 +163,7 @@ class LibraryController(QObject):
         if not paths:
             return None
         for p in paths:
-            self.view.set_live(p, "removing")
+            self.view.set_live(p, DocStatus.REMOVING)
         return self.lane.remove(paths)
 
     def reindex(self, settings=None) -> Job:
