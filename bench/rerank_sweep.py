@@ -93,9 +93,12 @@ def page_break_neighbours(retriever, pool: list[dict], vector, top: int) -> list
     have = {c["id"] for c in pool}
     extra: list[dict] = []
     for c in pool[:top]:
-        for n in library.neighbours(c["doc_id"], c["idx"]) + library.neighbours(
-            c["doc_id"], c["idx"] + 1
-        ):
+        # chunk ids are "<doc_id>-<version>-<idx>" (library.chunk_id): the live chunks
+        # idx-1 .. idx+2 of the same version, in order
+        version_of, _, idx = c["id"].rpartition("-")
+        ids = [f"{version_of}-{i}" for i in range(int(idx) - 1, int(idx) + 3)]
+        found = library.hits_for_ids(ids)
+        for n in (found[i] for i in ids if i in found):
             if n.chunk_id in have or n.page == c["page"]:
                 continue
             have.add(n.chunk_id)

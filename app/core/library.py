@@ -321,16 +321,6 @@ class Library:
         ).fetchall()
         return {r[0]: _hit(r) for r in rows}
 
-    @_turns
-    def neighbours(self, doc_id: int, idx: int) -> list[Hit]:
-        rows = self._db.execute(
-            'SELECT c.id, d.path, c.page, c.text, c.start, c."end", c.doc_id, c.idx '
-            "FROM chunks c JOIN documents d ON c.doc_id=d.id AND c.version=d.hash "
-            "WHERE c.doc_id=? AND c.idx BETWEEN ? AND ? ORDER BY c.idx",
-            (doc_id, idx - 1, idx + 1),
-        ).fetchall()
-        return [_hit(r) for r in rows]
-
     def keyword_search(self, text: str, k: int) -> list[str]:
         """Chunk ids ranked by BM25 over the live chunks."""
         return [i for i, _ in self.keyword_search_scored(text, k)]

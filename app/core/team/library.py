@@ -485,9 +485,6 @@ class RemoteLibrary:
     def hits_for_ids(self, ids: Sequence[str]) -> dict[str, Hit]:
         return self.replica.hits_for_ids(ids)
 
-    def neighbours(self, doc_id: int, idx: int) -> list[Hit]:
-        return self.replica.neighbours(doc_id, idx)
-
     def keyword_search(self, text: str, k: int) -> list[str]:
         return [i for i, _ in self.keyword_search_scored(text, k)]
 
