@@ -149,6 +149,7 @@ class LlamaEngine:
         child process: its parent runs the template, see template_facts)."""
         self.path = Path(path).expanduser()
         self.n_ctx_requested = n_ctx
+        self.n_ctx: int | None = None  # the context it got: known once loaded
         self.gpu_layers_requested = gpu_layers
         self.n_batch = n_batch  # None: 2048 on the GPU, 512 on the CPU (see _load_with)
         self.flash_attn = flash_attn
