@@ -68,8 +68,8 @@ def test_not_found_in_strict_mode_never_calls_the_model():
 def test_stages_then_words_then_done():
     engine = QueuedEngine("The lease ends in 2027 [1].")
     events = _ask(ListRetriever("The lease ends in 2027."), engine, "When does it end?")
-    kinds = [type(e).__name__ for e in events]
-    assert kinds[:4] == ["AnswerStage", "AnswerStage", "SourcesFound", "AnswerStage"]
+    expected = [AnswerStage, AnswerStage, SourcesFound, AnswerStage]
+    assert all(isinstance(e, kind) for e, kind in zip(events[:4], expected, strict=True))
     assert [e.stage for e in events if isinstance(e, AnswerStage)] == [
         "searching",
         "loading",
