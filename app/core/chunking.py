@@ -5,7 +5,7 @@ at word starts, so each chunk keeps its page and exact character span, and its t
 embedder reads as they are instead of tokenizing the text again. Chunks never straddle a
 page, which keeps every citation's page number exact, nor a section boundary (where the PDF's
 outline says one begins): a chunk holding the end of one question of a FAQ and the start of the
-next matches neither well (hit@5 0.68 -> 0.80 over the benchmark questions, bench/NOTES.md).
+next matches neither well (hit@5 over the benchmark questions rose with it: bench/NOTES.md).
 For pages that ask for it (Page.embed_path: web pages, Markdown), what is embedded is the
 chunk's section path (its parents' titles, or all of it when the chunk does not begin with its
 own title) followed by its text; the stored text and its offsets are the page's own, so

@@ -85,8 +85,8 @@ class Embedder:
                     if device.startswith("cuda"):
                         model.half()
                     elif device == "cpu" and self.cpu_bf16 and _cpu_has_native_bf16():
-                        # AMX / AVX512-BF16 cores run bf16 matmuls ~3x faster than fp32; the
-                        # vectors agree with fp32 ones to a cosine of 0.9999 (bench: NOTES.md).
+                        # AMX / AVX512-BF16 cores run bf16 matmuls several times faster than
+                        # fp32, and the vectors agree with fp32 ones (bench/NOTES.md).
                         import torch
 
                         model.to(torch.bfloat16)
@@ -198,7 +198,8 @@ class Embedder:
 
         def forward(picked: list[int]) -> None:
             # Widths in steps of 16: oneDNN keeps a compiled kernel and its buffers per input
-            # shape, and one width per row length grew the process ~350 MB over a large corpus.
+            # shape, and one width per row length grew the process by hundreds of MB over a
+            # large corpus.
             width = min(-(-len(rows[picked[0]]) // 16) * 16, limit)
             input_ids = np.full((len(picked), width), pad, dtype=np.int64)
             mask = np.zeros((len(picked), width), dtype=np.int64)
@@ -259,7 +260,7 @@ class Embedder:
         """One question's vector. On the CPU it is computed on a thread of its own with one
         torch thread: a question is a few dozen tokens, and a team of several OpenMP threads
         waits at every barrier for whichever of them has lost its core to the ingestion streams
-        or another program, which turned a 5 ms embedding into hundreds of milliseconds on a
+        or another program, which made a question's embedding a hundred times slower on a
         busy machine (`confidant bench --retrieval-while-ingesting` measures it)."""
         return self.embed_aside([text])[0]
 

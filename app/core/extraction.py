@@ -2,8 +2,8 @@
 
 A PDF parser runs on the file's bytes, whoever made them: PDFium is C++ (a crash or a runaway page
 must not take the window down with it) and pypdf, its second reader, is pure Python that holds the
-GIL for ~17-40 ms a page, stalling the embedder's thread between torch ops (measured in
-bench/NOTES.md). One worker process (spawned: it imports the PDF readers and
+GIL for tens of milliseconds a page, stalling the embedder's thread between torch ops (measured
+in bench/NOTES.md). One worker process (spawned: it imports the PDF readers and
 app.core.documents, never torch) reads the pages while this process embeds. The worker opens one
 document at a time and hands back `batch` pages per call; at most two calls are in flight, so
 memory stays bounded whatever the file's size. Given a Chunker, the worker also cuts the pages

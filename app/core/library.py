@@ -170,8 +170,8 @@ COMMON_TERM_MIN = 2000
 """A word found in more than this share of chunks (and in more than COMMON_TERM_MIN of them:
 shorter posting lists cost little) barely moves BM25 but makes FTS5 score every chunk containing
 it; such words are left out of the keyword query (the vectors still see them), even when no word
-is left. Measured at 100k chunks: keyword search 19.8 -> 1.7 ms p50, p95 22 -> 2.8 ms; QA hit@5
-0.64 -> 0.68 (bench/NOTES.md)."""
+is left. At 100k chunks that made keyword search an order of magnitude faster, and hit@5 no
+worse (bench/NOTES.md, "common words")."""
 
 
 def _turns(method):
@@ -375,7 +375,8 @@ class Library:
         """(chunk id, cosine similarity) best first; may include ids of non-live versions.
 
         Chroma returns fewer than k ids when it holds fewer (none when empty), so the collection
-        is not counted first: at 100k chunks each count() took 6 ms, three times the search."""
+        is not counted first: at 100k chunks a count() costs more than the search itself
+        (bench/NOTES.md, "Retrieval at 100k synthetic chunks")."""
         result = self.collection.query(
             query_embeddings=[vector.tolist()], n_results=k, include=["distances"]
         )

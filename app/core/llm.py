@@ -452,7 +452,7 @@ class LlamaEngine:
                 if overlap:
                     # On a GPU llama_decode only queues the step: the model computes the next
                     # token while this one becomes text and goes to the reader, instead of
-                    # waiting for that Python work (+0.1-1.2% on an H100, bench/NOTES.md).
+                    # waiting for that Python work (measured in bench/NOTES.md).
                     # On the CPU decode does the work before returning, so the text would reach
                     # the reader one token late: there the order stays.
                     decoded = decode(ctx, one_batch) == 0

@@ -43,7 +43,7 @@ _FLUSH_S = 0.01  # the child sends the first piece at once, then at most one mes
 class _FlagToken:
     """A CancelToken over a byte of shared memory. The engine polls it for every graph node of
     a prompt slice, so it must cost a memory read (a multiprocessing.Event costs two system
-    calls per poll: measured, it slowed the prompt by a fifth on an H100)."""
+    calls per poll, which slowed the prompt measurably on a GPU: bench/NOTES.md)."""
 
     def __init__(self, flag) -> None:
         self._flag = flag

@@ -13,8 +13,8 @@ without starting Chroma, and Library refuses to open a damaged library (LibraryD
 what is damaged, where, and the way out: `confidant repair` (repair.py) sets the damaged files
 aside and rebuilds the library from the documents' files.
 
-The checks and what they cost (quick_check reads every page: ~0.1 s for a 125 MB
-library.sqlite3 whose pages are cached):
+The checks and what they cost (quick_check reads every page of the file; bench/NOTES.md has
+its time on a large library):
 - library.sqlite3: PRAGMA quick_check; its tables present. Missing, empty or without tables
   while Chroma holds vectors: damaged (never "a new library").
 - library/: chroma.sqlite3 present when there are live passages; quick_check; the collection

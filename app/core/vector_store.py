@@ -1,10 +1,10 @@
 """The Chroma collection in a process of its own, behind the collection's own methods.
 
-Why a process: Chroma's Rust core holds the GIL for the whole of every call. One upsert of 64
-vectors into a growing collection held it 70 ms (a 1 ms ticker thread beside it measured the
-gaps), so while a library was being written the window's thread stalled past 50 ms again and
-again, and on a GPU the writes (8.6 s for the whole benchmark corpus) could not overlap the
-embedding at all. In a child, the writes run beside this process instead of inside it.
+Why a process: Chroma's Rust core holds the GIL for the whole of every call. An upsert into a
+growing collection held it longer than the window may stall (50 ms; a 1 ms ticker thread beside
+it measured the gaps, bench/NOTES.md), so while a library was being written the window's thread
+stalled again and again, and on a GPU the writes could not overlap the embedding at all. In a
+child, the writes run beside this process instead of inside it.
 
 The child owns the only client of the store (Chroma must not be opened by two processes). The
 parent sends requests over a pipe; the child answers each in order. `upsert` does not wait for
@@ -38,8 +38,9 @@ from app.core.children import portable, reap
 
 log = logging.getLogger(__name__)
 
-# In this process, a Chroma upsert holds the GIL throughout (~250 ms for 256 vectors), which
-# would freeze the window while a GPU embeds in 256s: LocalCollection writes this many at a time.
+# In this process, a Chroma upsert holds the GIL throughout, for longer the more vectors it
+# writes, which would freeze the window while a GPU embeds in 256s: LocalCollection writes this
+# many at a time.
 WRITE_SLICE = 64
 STOPPED_GRACE_S = 5.0  # how long the child may stay stopped before it is given up on
 POLL_S = 0.25  # how often a wait for an answer looks at the child

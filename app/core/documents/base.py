@@ -30,8 +30,8 @@ class Page:
     headings: tuple[Heading, ...] = ()
     # Embed each chunk after its section path (chunking.py). Web pages and Markdown: their
     # sections are short and generically titled ("Options", "Synopsis"), and cut at every
-    # heading they lost their subject (office set hit@5 0.896 -> 0.812; 0.875 with the path).
-    # PDF outlines measured worse with it (qa.jsonl hit@5 0.80 -> 0.72, blind AB 0.75 both).
+    # heading they lost their subject (the office set's hit@5 fell without the path). PDF
+    # outlines measured worse with it (bench/NOTES.md, the structure-aware readers).
     embed_path: bool = False
     of: int = 0  # pages in the whole document, when the reader knows (PDF): for progress
 

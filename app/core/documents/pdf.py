@@ -2,8 +2,8 @@
 
 PDFium (through pypdfium2) is the engine of Chrome and of the window's own viewer (QtPdf), so
 the text a citation quotes is the text the viewer searches for on the page. Its C++ reads a
-page 13-16x faster than pypdf's pure Python (1.1-1.3 ms against 17-18 ms on the 2-core
-development machine, bench/NOTES.md), which matters most once embeddings run on a GPU.
+page an order of magnitude faster than pypdf's pure Python (bench/NOTES.md), which matters
+most once embeddings run on a GPU.
 pypdf reads what PDFium refuses to open (it repairs some damaged cross-reference tables PDFium
 gives up on), and everything where pypdfium2 is not installed.
 """
