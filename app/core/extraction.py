@@ -63,8 +63,8 @@ log = logging.getLogger(__name__)
 # ------------------------------------------------------------------ the worker process side
 class _ReadAhead:
     """A document's pages, read by a thread of the worker while the pages before them are
-    chunked: PDFium and the tokenizer both let go of the GIL, so over the benchmark corpus
-    reading (4.5 s) and chunking (1.3 s on 16 cores) overlap instead of adding up."""
+    chunked: PDFium and the tokenizer both let go of the GIL, so reading and chunking overlap
+    instead of adding up (bench/NOTES.md)."""
 
     def __init__(self, pages: Iterator[Page], depth: int = 32) -> None:
         self._pages = pages
@@ -136,8 +136,8 @@ _PARENT_POLL_S = 1.0
 def _worker_init(parent: int, chunker: Chunker | None) -> None:
     global _chunker
     # This spawned process never forks, so the tokenizer's own threads are safe here; they are
-    # worth having only where cores are spare: chunking the benchmark corpus took 4.2 s on one
-    # core and 1.3 s on 16, while on 2 cores the embedder needs both.
+    # worth having only where cores are spare (bench/NOTES.md): on 2 cores the embedder needs
+    # both.
     os.environ["TOKENIZERS_PARALLELISM"] = "true" if (os.cpu_count() or 1) > 2 else "false"
     _chunker = chunker
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()

@@ -221,7 +221,7 @@ class Library:
     @property
     def collection(self):
         """The Chroma collection, in its own process or this one (vector_store.py), opened on
-        first use (importing chromadb takes ~1 s)."""
+        first use (importing chromadb is slow: not before the library is searched or written)."""
         if self._collection is None:
             with self._lock:
                 if self._collection is None:

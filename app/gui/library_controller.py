@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 DONE_STATUS = {"added": DocStatus.READY, "replaced": DocStatus.READY, "unchanged": DocStatus.READY}
 
 # The re-index prompt estimates its time from the last ingestion on this machine that embedded
-# at least RATE_MIN_CHUNKS passages (a GPU is ~20x a 2-core CPU), else from a 2-core CPU's rate.
+# at least RATE_MIN_CHUNKS passages (a GPU is many times a 2-core CPU), else from a 2-core CPU's
+# rate.
 RATE_KEY = "ingest/chunks_per_s"
 RATE_MIN_CHUNKS = 256
 GUESSED_RATE = 40.0

@@ -148,7 +148,8 @@ _VOID = frozenset(
 )
 _TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]{0,15})")
 # The parser scans its stack of open elements for every block it opens, so deeply nested
-# blocks take quadratic time (200,000 nested <div>s: minutes). About 1.5 s of parsing at most.
+# blocks take quadratic time (200,000 nested <div>s: minutes). This bound keeps the worst such
+# file's parsing to seconds (bench/NOTES.md).
 MAX_NESTING_COST = 200_000_000
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0\u200b]+")
 _BLANKS = re.compile(r"\n{3,}")
