@@ -3,7 +3,7 @@
 #   bash packaging/dev.sh run     # set up, then open the window on the embedded default models
 #   bash packaging/dev.sh test    # set up, then run every check (import contract, ruff, pytest)
 # Idempotent: a second run only checks what is installed. Needs python3 (3.11+), a C/C++
-# compiler and cmake (llama-cpp-python is built from source; ~7 minutes on 2 cores, then cached).
+# compiler and cmake (llama-cpp-python is built from source once, the slow step, then cached).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
