@@ -46,50 +46,81 @@ class SourceWatcher:
         self._lock = threading.Lock()
         self._dirty: dict[str, float] = {}  # source -> when its first unsynced change came
         self._last = 0.0
-        self._roots: dict[str, object] = {}  # source -> watchdog's watch
+        # source -> watchdog's watch (None: it could not be watched); changed under
+        # _observer_lock, by the thread that applies watch() calls
+        self._roots: dict[str, object | None] = {}
+        self._want: set[str] = set()  # what the latest watch() asked for
+        self._applying = False  # a thread is applying it
+        self._observer_lock = threading.Lock()
         self._observer = None
         self._timer: threading.Timer | None = None
         self._closed = False
 
     # ------------------------------------------------------------------ which folders
     def watch(self, roots: Iterable[str]) -> None:
-        """Watch exactly `roots` (started on first use; folders that cannot be watched are
-        reported to on_error and left to the syncs at start and on demand)."""
+        """Watch exactly `roots` from now on (folders that cannot be watched are reported to
+        on_error and left to the syncs at start and on demand). Returns at once: adding a watch
+        walks the whole folder (inotify watches each subfolder), which for a large tree is not
+        for the caller to wait on (the window's thread calls this); a thread of its own does it.
+        """
         roots = {os.path.realpath(r) for r in roots}
         with self._lock:
             if self._closed:
                 return
-            if self._observer is None and roots:
-                from watchdog.observers import Observer
+            self._want = roots
+            if self._applying:
+                return  # the running thread picks the new set up when it is done
+            self._applying = True
+        threading.Thread(target=self._apply, name="confidant-watch", daemon=True).start()
 
-                self._observer = Observer()
-                self._observer.daemon = True
-                self._observer.start()
-            for root in set(self._roots) - roots:
-                watch = self._roots.pop(root)
-                try:
-                    self._observer.unschedule(watch)
-                except Exception:  # gone with its folder already
-                    log.debug("unschedule %s", root, exc_info=True)
-            for root in roots - set(self._roots):
-                try:
-                    self._roots[root] = self._observer.schedule(
-                        _Handler(self, root), root, recursive=True
-                    )
-                except Exception as exc:  # offline, or the system's watch limit reached
-                    log.info("cannot watch %s: %s", root, exc)
-                    if self.on_error is not None:
-                        self.on_error(root, str(exc))
+    def _apply(self) -> None:
+        """Schedule and unschedule watches until they match the latest watch() call."""
+        while True:
+            with self._lock:
+                want = self._want
+                if self._closed or want == set(self._roots):
+                    self._applying = False
+                    return
+            with self._observer_lock:  # close() waits for a walk under way
+                if self._closed:
+                    continue
+                self._reschedule(want)
+
+    def _reschedule(self, want: set[str]) -> None:
+        if self._observer is None:
+            from watchdog.observers import Observer
+
+            self._observer = Observer()
+            self._observer.daemon = True
+            self._observer.start()
+        for root in set(self._roots) - want:
+            watch = self._roots.pop(root)
+            try:
+                self._observer.unschedule(watch)
+            except Exception:  # gone with its folder already
+                log.debug("unschedule %s", root, exc_info=True)
+        for root in want - set(self._roots):
+            try:
+                self._roots[root] = self._observer.schedule(
+                    _Handler(self, root), root, recursive=True
+                )
+            except Exception as exc:  # offline, or the system's watch limit reached
+                log.info("cannot watch %s: %s", root, exc)
+                self._roots[root] = None  # tried: not again until it is asked for anew
+                if self.on_error is not None:
+                    self.on_error(root, str(exc))
 
     def watched(self) -> set[str]:
+        """The folders being watched now (a watch() call takes effect shortly after)."""
         with self._lock:
-            return set(self._roots)
+            return {root for root, watch in list(self._roots.items()) if watch is not None}
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
             if self._timer is not None:
                 self._timer.cancel()
+        with self._observer_lock:
             observer, self._observer = self._observer, None
             self._roots.clear()
         if observer is not None:

@@ -157,7 +157,7 @@ class LibraryController(QObject):
     def cancel(self) -> None:
         self.lane.cancel_all("ingest")
         self.services.ingestor().forget_all()  # stopped on purpose: not resumed at next start
-        self.view.progress_label.setText("Cancelling…")
+        self.view.set_progress_note("Cancelling…")
 
     def remove(self, paths: list[str]) -> Job | None:
         """Take documents out (the window has asked the user first)."""

@@ -13,6 +13,9 @@ dismissed, or until none of them is left failed.
 from __future__ import annotations
 
 import os
+import time
+from bisect import bisect_left
+from collections.abc import Iterator
 from pathlib import Path
 
 from PySide6.QtCore import (
@@ -50,10 +53,21 @@ from PySide6.QtWidgets import (
 from app.core.paths import display
 from app.gui.resources import icon
 
+DISPLAY_ROLE = Qt.ItemDataRole.DisplayRole
 PATH_ROLE = Qt.ItemDataRole.UserRole
 STATUS_ROLE = Qt.ItemDataRole.UserRole + 1
 DETAIL_ROLE = Qt.ItemDataRole.UserRole + 2
 REBUILD_MS = 250  # new or vanished rows are put in place at most this often
+SLICE_S = 0.015  # ...in slices of at most about this long, the window's events between them
+INSERT_AT_ONCE = 1000  # rows inserted in one go (the filter reads each inserted row's name)
+KEYS_AT_ONCE = 2000  # sort keys made in one go
+PROGRESS_MS = 100  # the progress line changes at most this often
+LOOK_ROLES = [
+    STATUS_ROLE,
+    DETAIL_ROLE,
+    Qt.ItemDataRole.ToolTipRole,
+    Qt.ItemDataRole.AccessibleDescriptionRole,
+]
 
 STATUS_WORDS = {
     "ready": "Ready",
@@ -186,13 +200,22 @@ class DocumentDelegate(QStyledItemDelegate):
 class DocumentModel(QAbstractListModel):
     """The documents as rows, sorted by name. The view asks for what it paints (a screenful),
     so 20,000 documents cost 20,000 list entries, not 20,000 widgets' items. A row's look
-    comes from `entry(path)` (the view's table of statuses), read when it is painted."""
+    comes from `entry(path)` (the view's table of statuses), read when it is painted.
+
+    Rows come and go in place (`sync_to`), a bounded slice of work at a time, and the model is
+    never reset: a reset makes the filter proxy ask every row for its name again, and a sync
+    that edits a few files of 20,000 must cost what those files cost."""
 
     def __init__(self, entry, parent=None) -> None:
         super().__init__(parent)
         self._entry = entry
+        # Sorted by file name (case-insensitive), then by the whole path: that pair is a row's
+        # key, kept for each of paths for bisect.
         self.paths: list[str] = []
-        self.rows: dict[str, int] = {}
+        self._keys: list[tuple[str, str]] = []
+        self._names: dict[str, str] = {}  # path -> its shown name (the filter asks for it)
+        self.members: set[str] = set()  # the paths listed, for membership
+        self._key_of: dict[str, tuple[str, str]] = {}  # the key of listed and waiting paths
 
     def rowCount(self, parent=QModelIndex()) -> int:  # noqa: B008 - Qt's signature
         return 0 if parent.isValid() else len(self.paths)
@@ -201,10 +224,12 @@ class DocumentModel(QAbstractListModel):
         if not index.isValid():
             return None
         path = self.paths[index.row()]
+        if role == DISPLAY_ROLE:  # first: the filter asks every row for it
+            return self._names[path]
         if role == PATH_ROLE:
             return path
-        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
-            return display(os.path.basename(path))
+        if role == Qt.ItemDataRole.EditRole:
+            return self._names[path]
         status, detail, tip = self._entry(path)
         if role == STATUS_ROLE:
             return status
@@ -214,21 +239,86 @@ class DocumentModel(QAbstractListModel):
             return tip
         return None
 
-    def reset_to(self, paths: list[str]) -> None:
-        self.beginResetModel()
-        self.paths = paths
-        self.rows = {p: i for i, p in enumerate(paths)}
-        self.endResetModel()
+    def row_of(self, path: str) -> int | None:
+        if path not in self.members:
+            return None
+        return bisect_left(self._keys, self._key_of[path])
+
+    def sync_to(self, want, deadline: float) -> bool:
+        """Remove the rows not in `want` and insert those missing, in sorted place, until
+        time.perf_counter() passes `deadline`; True once the rows are exactly `want`."""
+        gone = self.members - want
+        if gone:
+            rows = sorted((self.row_of(p) for p in gone), reverse=True)
+            for first, last in _runs_descending(rows):
+                self.beginRemoveRows(QModelIndex(), first, last)
+                for p in self.paths[first : last + 1]:
+                    self.members.discard(p)
+                    self._names.pop(p, None)
+                    self._key_of.pop(p, None)
+                del self.paths[first : last + 1]
+                del self._keys[first : last + 1]
+                self.endRemoveRows()
+                if time.perf_counter() > deadline:
+                    return False  # (the next slice goes on from here)
+        missing = want - self.members
+        keys = self._key_of
+        unknown = [p for p in missing if p not in keys]
+        for i in range(0, len(unknown), KEYS_AT_ONCE):  # 20,000 new names: a few slices
+            for p in unknown[i : i + KEYS_AT_ONCE]:
+                name = os.path.basename(p)
+                keys[p] = (name.lower(), p)
+                self._names[p] = display(name)
+            if time.perf_counter() > deadline:
+                return False
+        new = sorted(keys[p] for p in missing)
+        at = j = 0
+        while j < len(new):
+            # The next run: the new keys that all go before the same listed row
+            at = bisect_left(self._keys, new[j], at)
+            end = len(new) if at == len(self._keys) else bisect_left(new, self._keys[at], j)
+            run = new[j : min(end, j + INSERT_AT_ONCE)]
+            j += len(run)
+            self.beginInsertRows(QModelIndex(), at, at + len(run) - 1)
+            paths = [k[1] for k in run]
+            self._keys[at:at] = run
+            self.paths[at:at] = paths
+            self.members.update(paths)
+            self.endInsertRows()
+            at += len(run)
+            if j < len(new) and time.perf_counter() > deadline:
+                return False
+        if len(keys) > len(self.members):  # paths that left before they were listed
+            for p in keys.keys() - self.members:
+                del keys[p]
+                del self._names[p]
+        return True
 
     def changed(self, path: str | None = None) -> None:
-        """A row's look changed (None: any row's)."""
+        """A row's look changed (None: any row's). Its name did not: the filter is not asked
+        again."""
         if not self.paths:
             return
         if path is None:
-            self.dataChanged.emit(self.index(0), self.index(len(self.paths) - 1))
-        elif path in self.rows:
-            i = self.index(self.rows[path])
-            self.dataChanged.emit(i, i)
+            self.dataChanged.emit(self.index(0), self.index(len(self.paths) - 1), LOOK_ROLES)
+        else:
+            row = self.row_of(path)
+            if row is not None:
+                i = self.index(row)
+                self.dataChanged.emit(i, i, LOOK_ROLES)
+
+
+def _runs_descending(rows: list[int]) -> Iterator[tuple[int, int]]:
+    """(first, last) of each run of consecutive numbers in `rows` (sorted high to low), the
+    highest run first, so removing one run leaves the next one's numbers as they were."""
+    i = 0
+    while i < len(rows):
+        last = first = rows[i]
+        i += 1
+        while i < len(rows) and rows[i] == first - 1:
+            first = rows[i]
+            i += 1
+        yield first, last
 
 
 class _Row:
@@ -345,6 +435,10 @@ class LibraryView(QWidget):
         self.proxy.setSourceModel(self.model)
         self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.proxy.setFilterRole(Qt.ItemDataRole.DisplayRole)
+        # A row's name never changes (a renamed file is a row out and a row in), so a change of
+        # status must not make the proxy read all 20,000 names again; inserted rows and a new
+        # filter text are still filtered.
+        self.proxy.setDynamicSortFilter(False)
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         self.list = DocumentList(self)
         self.list.setModel(self.proxy)
@@ -361,7 +455,7 @@ class LibraryView(QWidget):
         self._rebuild_timer = QTimer(self)
         self._rebuild_timer.setSingleShot(True)
         self._rebuild_timer.setInterval(REBUILD_MS)
-        self._rebuild_timer.timeout.connect(self._rebuild)
+        self._rebuild_timer.timeout.connect(self._rebuild)  # a slice at a time
         self.placeholder = QLabel("No documents yet.\nDrop files anywhere on this window.")
         self.placeholder.setObjectName("mutedLabel")
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -414,6 +508,11 @@ class LibraryView(QWidget):
         pv.addLayout(prow)
         self.progress_box.hide()
         layout.addWidget(self.progress_box)
+        self._progress_next: tuple[int, int, str] | None = None  # not shown yet
+        self._progress_timer = QTimer(self)
+        self._progress_timer.setSingleShot(True)
+        self._progress_timer.setInterval(PROGRESS_MS)
+        self._progress_timer.timeout.connect(self._progress_tick)
 
         buttons = QHBoxLayout()
         buttons.setSpacing(6)
@@ -564,12 +663,38 @@ class LibraryView(QWidget):
         self._render()
 
     def set_progress(self, done: int, total: int, text: str) -> None:
+        """Shown at most every PROGRESS_MS (the latest values): a sync finishing hundreds of
+        files a second would otherwise lay the window out again for each (the label wraps)."""
+        self._progress_next = (done, total, text)
         self.progress_box.show()
+        if not self._progress_timer.isActive():
+            self._show_progress()
+            self._progress_timer.start()  # later calls wait for it, then the latest is shown
+
+    def _show_progress(self) -> None:
+        if self._progress_next is None:
+            return
+        done, total, text = self._progress_next
+        self._progress_next = None
         self.progress.setRange(0, max(1, total) if total else 0)
         self.progress.setValue(done)
+        if text != self.progress_label.text():
+            self.progress_label.setText(text)
+
+    def _progress_tick(self) -> None:
+        if self._progress_next is not None:
+            self._show_progress()
+            self._progress_timer.start()
+
+    def set_progress_note(self, text: str) -> None:
+        """A word in place of the progress line ("Cancelling…"), kept over values not yet
+        shown."""
+        self._progress_next = None
         self.progress_label.setText(text)
 
     def hide_progress(self) -> None:
+        self._progress_timer.stop()
+        self._progress_next = None
         self.progress_box.hide()
 
     # ------------------------------------------------------------------ drawing
@@ -595,52 +720,47 @@ class LibraryView(QWidget):
 
     def _render(self) -> None:
         """The rows' looks changed; rows that came or went are put in place soon (at most
-        every REBUILD_MS), so a sync that moves thousands of files rebuilds the list a few
-        times, not once per file."""
-        if set(self._rows) | set(self._live) == self.model.rows.keys():
-            self.model.changed()
-        elif not self._rebuild_timer.isActive():
-            self._rebuild_timer.start()
+        every REBUILD_MS, in slices), so a sync that moves thousands of files updates the list
+        a few times, not once per file."""
+        self.model.changed()
+        self._schedule_rebuild()
         self._show_reason()
 
     def _schedule_rebuild(self) -> None:
         if not self._rebuild_timer.isActive():
-            self._rebuild_timer.start()
+            self._rebuild_timer.start(REBUILD_MS)
 
     def _rebuild_now(self) -> None:
+        """Put every row in place at once (callers that read the list want it whole)."""
         if self._rebuild_timer.isActive():
             self._rebuild_timer.stop()
-            self._rebuild()
+        self._rebuild(deadline=float("inf"))
 
-    def _rebuild(self) -> None:
-        paths = sorted(
-            set(self._rows) | set(self._live), key=lambda p: (os.path.basename(p).lower(), p)
-        )
-        selected = set(self.selected_paths(flush=False))
-        current = self.list.currentIndex().data(PATH_ROLE)
-        self.model.reset_to(paths)
-        sel = self.list.selectionModel()
-        flag = QItemSelectionModel.SelectionFlag
-        with _signals_blocked(sel):
-            if current is not None and current in self.model.rows:
-                # Kept current (without selecting), so arrow keys go on from where they were.
-                sel.setCurrentIndex(self.index_for(current), flag.NoUpdate)
-            for p in selected & self.model.rows.keys():
-                sel.select(self.index_for(p), flag.Select)
-        self.filter.setVisible(len(paths) >= FILTER_FROM or bool(self.filter.text()))
-        self.stack.setCurrentWidget(self.list if paths else self.placeholder)
+    def _rebuild(self, deadline: float | None = None) -> None:
+        """Rows in and out until the list shows what _rows and _live hold; one slice of work,
+        the rest after the window's pending events. Selection and the current row stay on
+        their documents (the rows move, the model is not reset)."""
+        want = self._rows.keys() | self._live.keys()
+        if deadline is None:
+            deadline = time.perf_counter() + SLICE_S
+        if not self.model.sync_to(want, deadline):
+            self._rebuild_timer.start(0)
+        count = len(self.model.paths)
+        self.filter.setVisible(count >= FILTER_FROM or bool(self.filter.text()))
+        self.stack.setCurrentWidget(self.list if count else self.placeholder)
         self._selection_changed()
 
     def _update_item(self, path: str) -> None:
-        if path in self.model.rows:
+        if path in self.model.members:
             self.model.changed(path)
             self._show_reason()
         else:
-            self._render()
+            self._schedule_rebuild()
+            self._show_reason()
 
     def index_for(self, path: str) -> QModelIndex:
         """The list's index of `path` (invalid when it is filtered out or not listed)."""
-        row = self.model.rows.get(path)
+        row = self.model.row_of(path)
         if row is None:
             return QModelIndex()
         return self.proxy.mapFromSource(self.model.index(row))

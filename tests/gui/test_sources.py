@@ -70,3 +70,95 @@ def test_the_library_list_filters_by_name(qtbot):
     view.filter.setText("")
     view.file_done("/docs/report-00001.txt", "removed")
     assert "/docs/report-00001.txt" not in view.documents() and view.list.count() == 1999
+
+
+def _row(i: int, path: str, status: str = "ready"):
+    from app.core.library import DocumentRow
+
+    return DocumentRow(i, path, "h", None, 1, 1.0, status, None, 3, 1)
+
+
+def test_rows_come_and_go_in_place_in_slices_never_by_a_reset(qtbot):
+    """A sync that edits and deletes a few files of many moves only those rows: the model is
+    never reset, each slice of work ends by its deadline, the rows end sorted by name, and the
+    selected document stays selected while rows come and go around it."""
+    import random
+
+    from PySide6.QtCore import QItemSelectionModel
+
+    from app.gui import library_view
+    from app.gui.lanes import LibrarySnapshot
+    from app.gui.library_view import LibraryView
+
+    rng = random.Random(7)
+    view = LibraryView()
+    qtbot.addWidget(view)
+    resets = []
+    view.model.modelReset.connect(lambda: resets.append(1))
+    names = [f"/d{rng.randrange(9)}/{rng.choice('abcXYZ')}{i:04}.txt" for i in range(3000)]
+    first = [_row(i, p) for i, p in enumerate(names[:2000])]
+    view.set_snapshot(LibrarySnapshot(tuple(first), 0))
+    slices = 0
+    while not view.model.sync_to(view._rows.keys(), deadline=0.0):  # one run per call
+        slices += 1
+    assert slices > 1  # 2,000 new rows took several slices
+    keep = first[1234].path
+    view.list.selectionModel().setCurrentIndex(
+        view.index_for(keep), QItemSelectionModel.SelectionFlag.ClearAndSelect
+    )
+    later = [r for r in first if rng.random() > 0.2 or r.path == keep]
+    later += [_row(2000 + i, p) for i, p in enumerate(names[2000:])]
+    view.set_snapshot(LibrarySnapshot(tuple(later), 0))
+    while not view.model.sync_to(view._rows.keys(), deadline=0.0):
+        pass
+    want = sorted((r.path for r in later), key=lambda p: (p.rsplit("/", 1)[1].lower(), p))
+    assert view.model.paths == want
+    assert [view.list.item(i).data(library_view.PATH_ROLE) for i in range(3)] == want[:3]
+    assert view.selected_paths() == [keep]  # it moved with its row
+    assert view.model.row_of(keep) == want.index(keep)
+    assert not resets
+
+
+def test_the_filter_holds_while_rows_change_and_come(qtbot):
+    """A status change does not refilter (names do not change), yet an inserted row is filtered
+    and a removed one leaves."""
+    from app.gui.lanes import LibrarySnapshot
+    from app.gui.library_view import STATUS_ROLE, LibraryView
+
+    view = LibraryView()
+    qtbot.addWidget(view)
+    rows = [_row(i, f"/docs/{'memo' if i % 2 else 'report'}-{i:03}.txt") for i in range(40)]
+    view.set_snapshot(LibrarySnapshot(tuple(rows), 0))
+    view._rebuild_now()
+    view.filter.setText("memo")
+    assert view.list.count() == 20
+    changed = [_row(r.id, r.path, "failed" if r.id < 10 else "ready") for r in rows]
+    changed += [_row(40, "/docs/memo-new.txt"), _row(41, "/docs/report-new.txt")]
+    changed = [r for r in changed if r.path != "/docs/memo-001.txt"]
+    view.set_snapshot(LibrarySnapshot(tuple(changed), 0))
+    view._rebuild_now()
+    shown = [view.list.item(i).text() for i in range(view.list.count())]
+    assert "memo-new.txt" in shown and "report-new.txt" not in shown
+    assert "memo-001.txt" not in shown and len(shown) == 20
+    assert view.item_for("/docs/memo-003.txt").data(STATUS_ROLE) == "failed"
+
+
+def test_progress_is_shown_at_most_every_interval_and_ends_on_the_latest(qtbot):
+    """Hundreds of finished files a second do not lay the window out hundreds of times: the
+    line changes at most every PROGRESS_MS, and what it shows in the end is the latest."""
+    from app.gui.library_view import PROGRESS_MS, LibraryView
+
+    view = LibraryView()
+    qtbot.addWidget(view)
+    shown = []
+    view.progress_label.setText = lambda text, f=view.progress_label.setText: (
+        shown.append(text),
+        f(text),
+    )
+    for i in range(1, 301):
+        view.set_progress(i, 300, f"Adding {i} of 300 documents")
+    assert shown == ["Adding 1 of 300 documents"]  # the first at once, the rest wait
+    qtbot.waitUntil(lambda: view.progress_label.text() == "Adding 300 of 300 documents")
+    assert view.progress.value() == 300 and len(shown) == 2
+    qtbot.wait(PROGRESS_MS * 2)
+    assert len(shown) == 2  # nothing new: nothing shown again
