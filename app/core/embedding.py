@@ -8,6 +8,7 @@ ever fetched from a hub.
 from __future__ import annotations
 
 import functools
+import gc
 import hashlib
 import json
 import logging
@@ -91,6 +92,7 @@ class Embedder:
 
                         model.to(torch.bfloat16)
                     self._model = model
+                    _out_of_the_collectors_way()
         return self._model
 
     @property
@@ -345,3 +347,15 @@ def _best_device() -> str:
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
     return "cpu"
+
+
+def _out_of_the_collectors_way() -> None:
+    """Move every object alive now (torch, transformers, the model: about half a million)
+    into the permanent generation that garbage collections skip (gc.freeze).
+
+    CPython's full collection walks every tracked object while holding the GIL. Without this,
+    each one stalled every thread of the window's process, its GUI thread included, for a
+    third of a second once the model was loaded (docs/performance.md, "folders in sync").
+    Frozen objects are still freed when nothing refers to them; only reference cycles among
+    them are kept, and the model lives as long as the process."""
+    gc.freeze()

@@ -569,6 +569,8 @@ class ChatView(QWidget):
         self.notice_clicked.emit()
 
     def set_library(self, documents: int) -> None:
+        if documents == self._library_docs:
+            return  # (each snapshot of a sync calls this; the picture is an SVG drawn anew)
         self._library_docs = documents
         self.empty.set_library(documents)
         self._update_stack()
