@@ -17,6 +17,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from PySide6.QtCore import (
     QAbstractListModel,
@@ -134,6 +135,14 @@ def detail_text(status: str, pages: int = 0, chunks: int = 0, error: str | None 
     if status == "embedding" and chunks:
         return f"{word} {chunks} passages"
     return word
+
+
+class _Shown(NamedTuple):
+    """How a file just done is shown until the next snapshot has its row."""
+
+    status: str
+    detail: str
+    tip: str
 
 
 class DocumentDelegate(QStyledItemDelegate):
@@ -372,7 +381,7 @@ class LibraryView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._rows: dict = {}  # path -> DocumentRow, or (status, detail, tooltip) of a file done
+        self._rows: dict = {}  # path -> DocumentRow, or _Shown for a file done since
         self._live: dict[str, tuple[str, str]] = {}  # path -> status, detail (while ingesting)
         self._reasons: dict[str, str] = {}  # path -> why it is not (fully) in the library
         self._new_failures: set[str] = set()  # not added in the current run, not yet summed up
@@ -600,7 +609,7 @@ class LibraryView(QWidget):
             self._schedule_rebuild()
             self._update_note()
             return
-        self._rows[path] = (status, detail_text(status, pages, chunks, error), tip)
+        self._rows[path] = _Shown(status, detail_text(status, pages, chunks, error), tip)
         if error and status in WITH_REASON:
             self._reasons[path] = error
         else:
@@ -702,7 +711,7 @@ class LibraryView(QWidget):
         row = self._rows.get(path)
         if row is None:
             status, detail, tip = "queued", "", display(path)
-        elif isinstance(row, tuple):
+        elif isinstance(row, _Shown):
             status, detail, tip = row
         else:
             status = row.status
@@ -716,7 +725,7 @@ class LibraryView(QWidget):
         row = self._rows.get(path)
         if row is None:
             return ""
-        return row[0] if isinstance(row, tuple) else row.status
+        return row.status
 
     def _render(self) -> None:
         """The rows' looks changed; rows that came or went are put in place soon (at most
