@@ -145,6 +145,14 @@ def _keep_traceback() -> str:
     return f" (Details for support: {path}.)"
 
 
+def make_services(home: Path, model_override: str | None = None):
+    """The commands' Services. Tests swap this one function for theirs, which builds Services
+    with their own factories (the session's loaded models), instead of patching classes."""
+    from app.services import Services
+
+    return Services(home, model_override=model_override)
+
+
 def _bench_cli():
     """bench/cli.py of the checkout this app/ was run from; the benchmarks are not installed."""
     root = Path(__file__).resolve().parent.parent
@@ -197,9 +205,7 @@ def _dispatch(args) -> int:
     except AlreadyRunning as exc:
         raise UserError(str(exc)) from None
     try:
-        from app.services import Services
-
-        services = Services(home, model_override=getattr(args, "model", None))
+        services = make_services(home, getattr(args, "model", None))
         try:
             if args.self_test:
                 from app.selftest import run_self_test

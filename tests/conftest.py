@@ -43,14 +43,35 @@ def home(tmp_path, monkeypatch):
     return path
 
 
+def services_with(monkeypatch, **factories):
+    """Every Services the CLI builds during the test (app.cli.make_services) gets these
+    factories (Services' embedder_factory, engine_factory, library_factory); returns the same
+    maker, `make(home, model_override=None)`, for the Services a test builds itself."""
+    from app import cli
+    from app.services import Services
+
+    def make(home, model_override=None):
+        return Services(home, model_override=model_override, **factories)
+
+    monkeypatch.setattr(cli, "make_services", make)
+    return make
+
+
 @pytest.fixture
 def shared_models(monkeypatch, embedder, engine):
-    """Make every Services built during the test reuse the session's loaded models."""
-    import app.services as services
+    """The CLI's Services reuse the session's loaded models; returns the maker (services_with)."""
+    return services_with(
+        monkeypatch,
+        embedder_factory=lambda path: embedder,
+        engine_factory=lambda settings: _Unclosable(engine),
+    )
 
-    monkeypatch.setattr(services, "Embedder", lambda path: embedder)
-    monkeypatch.setattr(services, "EngineProcess", lambda path, **kw: _Unclosable(engine))
-    return embedder, engine
+
+@pytest.fixture
+def shared_embedder_only(monkeypatch, embedder):
+    """The CLI's Services reuse the session's embedder; the language model is the real one of
+    the settings (or --model). Returns the maker (services_with)."""
+    return services_with(monkeypatch, embedder_factory=lambda path: embedder)
 
 
 class _Unclosable:

@@ -418,8 +418,8 @@ def other_embedder(tmp_path):
 def test_another_embedding_model_is_refused_until_reindex(
     home, tmp_path, capsys, monkeypatch, embedder, other_embedder
 ):
-    import app.services as services
     from app.core.embedding import Embedder
+    from tests.conftest import services_with
 
     def make(path):
         if path == embedder.path:
@@ -428,7 +428,7 @@ def test_another_embedding_model_is_refused_until_reindex(
         e.load()
         return e
 
-    monkeypatch.setattr(services, "Embedder", make)
+    services_with(monkeypatch, embedder_factory=make)
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "memo.txt").write_text("The archive room is in the basement, door B12.\n")
@@ -458,11 +458,8 @@ def test_another_embedding_model_is_refused_until_reindex(
 
 # --------------------------------------------------------------------------- models that fail
 @pytest.fixture
-def small_library(home, tmp_path, capsys, monkeypatch, embedder):
+def small_library(home, tmp_path, capsys, shared_embedder_only):
     """One document, ingested with the session's embedder; the LLM is left to each test."""
-    import app.services as services
-
-    monkeypatch.setattr(services, "Embedder", lambda path: embedder)
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "fleet.txt").write_text("The company van is serviced every March at Doyle Motors.\n")
@@ -488,14 +485,15 @@ def bad_models(tmp_path: Path) -> dict[str, tuple[Path, str]]:
 QUESTION = "When is the company van serviced?"
 
 
-def test_a_broken_model_is_a_clear_message_and_search_still_works(small_library, tmp_path, capsys):
+def test_a_broken_model_is_a_clear_message_and_search_still_works(
+    small_library, tmp_path, capsys, shared_embedder_only
+):
     from app.core.events import AnswerFailed, AnswerStage, SourcesFound
-    from app.services import Services
 
     for kind, (path, words) in bad_models(tmp_path).items():
         code, out, err = cli(capsys, "ask", QUESTION, "--model", str(path))
         assert code == 2 and words in err and "Traceback" not in err, (kind, err)
-        services = Services(small_library, model_override=str(path))
+        services = shared_embedder_only(small_library, model_override=str(path))
         events = list(services.chat().ask(QUESTION, CancelToken()))
         services.close()
         # Failed before any source was shown (only the stages it had reached came before).
@@ -506,11 +504,12 @@ def test_a_broken_model_is_a_clear_message_and_search_still_works(small_library,
     assert code == 0 and "Doyle Motors" in out
 
 
-def test_a_model_too_large_for_memory_is_refused_before_loading(small_library, capsys, monkeypatch):
+def test_a_model_too_large_for_memory_is_refused_before_loading(
+    small_library, capsys, monkeypatch, shared_embedder_only
+):
     import psutil
 
     from app.core.events import AnswerFailed
-    from app.services import Services
 
     class Tiny:
         total = 16 * 2**20
@@ -519,7 +518,7 @@ def test_a_model_too_large_for_memory_is_refused_before_loading(small_library, c
     monkeypatch.setattr(psutil, "virtual_memory", lambda: Tiny())
     code, _, err = cli(capsys, "ask", QUESTION)
     assert code == 2 and "needs about" in err and "Choose a smaller model" in err, err
-    services = Services(small_library)
+    services = shared_embedder_only(small_library)
     events = list(services.chat().ask(QUESTION, CancelToken()))
     services.close()
     assert isinstance(events[-1], AnswerFailed) and "0.0 GiB of memory" in events[-1].message

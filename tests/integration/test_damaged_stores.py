@@ -297,12 +297,10 @@ def test_repair_of_a_lost_vector_store_reads_the_documents_table_and_names_missi
 
 
 def test_a_repair_stopped_midway_keeps_what_it_rebuilt_and_the_next_finishes(
-    real_library, home, capsys
+    real_library, home, capsys, shared_models
 ):
-    from app.services import Services
-
     _flip_page(home / "library" / "chroma.sqlite3")
-    services = Services(home)
+    services = shared_models(home)
     token = CancelToken()
     events = []
     try:

@@ -31,11 +31,8 @@ def run(capsys, *argv):
 
 
 @pytest.fixture
-def tiny_embedder(monkeypatch, embedder):
-    """Services built during the test reuse the session's embedder (no language model needed)."""
-    import app.services as services
-
-    monkeypatch.setattr(services, "Embedder", lambda path: embedder)
+def tiny_embedder(shared_embedder_only, embedder):
+    """The CLI's Services reuse the session's embedder (no language model needed)."""
     return embedder
 
 

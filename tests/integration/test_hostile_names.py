@@ -39,11 +39,8 @@ def fs(folder: Path, name: bytes) -> Path:
 
 
 @pytest.fixture
-def tiny_embedder(monkeypatch, embedder):
-    """Services built during the test reuse the session's embedder (no language model needed)."""
-    import app.services as services
-
-    monkeypatch.setattr(services, "Embedder", lambda path: embedder)
+def tiny_embedder(shared_embedder_only, embedder):
+    """The CLI's Services reuse the session's embedder (no language model needed)."""
     return embedder
 
 
