@@ -70,8 +70,8 @@ case "$what" in
         exec "$VENV/bin/confidant" "$@" ;;
   test)
     "$VENV/bin/lint-imports"
-    "$VENV/bin/ruff" check app tests packaging
-    "$VENV/bin/ruff" format --check app tests packaging
+    "$VENV/bin/ruff" check app bench tests packaging
+    "$VENV/bin/ruff" format --check app bench tests packaging
     exec "$VENV/bin/python" -m pytest "$@" ;;
   *) echo "usage: bash packaging/dev.sh run|test [args...]" >&2; exit 2 ;;
 esac
