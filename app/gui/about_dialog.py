@@ -19,6 +19,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from app.gui.chat_view import LOCAL
+
 # What Confidant is made of (distribution names), in the order a reader cares about.
 COMPONENTS = (
     "PySide6-Essentials",
@@ -65,7 +67,7 @@ def licence_of(dist: str) -> tuple[str, str] | None:
     return meta.get("Version", "?"), text
 
 
-def about_html(home: Path, model: str, embedder: str) -> str:
+def about_html(home: Path, model: str, embedder: str, where: str = LOCAL) -> str:
     rows = []
     for dist in COMPONENTS:
         found = licence_of(dist)
@@ -78,8 +80,8 @@ def about_html(home: Path, model: str, embedder: str) -> str:
     )
     return (
         f"<h2>Confidant {html.escape(version())}</h2>"
-        "<p>Private chat with your documents. Everything stays on this computer: "
-        "no account, no telemetry.</p>"
+        f"<p>Private chat with your documents. {html.escape(where)} No account, no "
+        "telemetry.</p>"
         f"<p><b>Your data</b> (library, chats, settings): {html.escape(str(home))}<br>"
         f"<b>Logs</b>: {html.escape(str(home / 'logs'))}<br>"
         f"<b>Chat model</b>: {html.escape(model)}<br>"
@@ -90,7 +92,9 @@ def about_html(home: Path, model: str, embedder: str) -> str:
 
 
 class AboutDialog(QDialog):
-    def __init__(self, home: Path, model: str, embedder: str, parent=None) -> None:
+    def __init__(
+        self, home: Path, model: str, embedder: str, parent=None, where: str = LOCAL
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("About Confidant")
         self.resize(560, 520)
@@ -99,7 +103,7 @@ class AboutDialog(QDialog):
         self.text = QTextBrowser()
         self.text.setAccessibleName("About Confidant")
         self.text.setOpenExternalLinks(False)
-        self.text.setHtml(about_html(self.home, model, embedder))
+        self.text.setHtml(about_html(self.home, model, embedder, where))
         layout.addWidget(self.text, 1)
         note = QLabel("Send the log file to your IT team when something goes wrong.")
         note.setObjectName("mutedLabel")

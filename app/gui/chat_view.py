@@ -426,9 +426,17 @@ class EmptyState(QWidget):
         layout.addSpacing(8)
         layout.addLayout(buttons)
         layout.addStretch(3)
+        self._documents = 0
+        self._where = LOCAL
         self.set_library(0)
 
+    def set_where(self, sentence: str) -> None:
+        """Where documents and questions go (privacy_sentence), said under the title."""
+        self._where = sentence
+        self.set_library(self._documents)
+
     def set_library(self, documents: int) -> None:
+        self._documents = documents
         has_docs = documents > 0
         self.picture.setPixmap(
             icon("app" if has_docs else "drop", _muted(self)).pixmap(64, 64)
@@ -439,17 +447,38 @@ class EmptyState(QWidget):
             self.title.setText("Ask about your documents")
             self.body.setText(
                 f"{documents} document{'s' if documents != 1 else ''} in your library. "
-                "Type a question below: answers cite the pages they come from. "
-                "Nothing leaves this computer."
+                "Type a question below: answers cite the pages they come from. " + self._where
             )
         else:
             self.title.setText("Drop files or folders here")
             self.body.setText(
                 "Add PDFs, Word documents, web pages or text files, then ask questions "
-                "about them. Everything stays on this computer."
+                "about them. " + self._where
             )
         self.files_button.setVisible(not has_docs)
         self.folder_button.setVisible(not has_docs)
+
+
+LOCAL = "Everything stays on this computer."
+
+
+def privacy_sentence(settings) -> str:
+    """Where documents and questions go under these settings, in one sentence: team mode
+    (docs/team-setup.md) sends them to the firm's own servers, and the window must not say
+    otherwise."""
+    library, model = bool(settings.library_server), bool(settings.llm_server)
+    if library and model:
+        return "Your documents and questions go to your team's servers, and nowhere else."
+    if library:
+        return (
+            "Your documents go to your team's library server; answers are written on this computer."
+        )
+    if model:
+        return (
+            "Your documents stay on this computer; questions and the passages they need go to "
+            "your team's model server."
+        )
+    return LOCAL
 
 
 def _muted(widget: QWidget):
@@ -567,6 +596,9 @@ class ChatView(QWidget):
     def _notice_clicked(self) -> None:
         self.notice.hide()
         self.notice_clicked.emit()
+
+    def set_where(self, sentence: str) -> None:
+        self.empty.set_where(sentence)
 
     def set_library(self, documents: int) -> None:
         if documents == self._library_docs:

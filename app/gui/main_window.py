@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui.chat_controller import ChatController
-from app.gui.chat_view import ChatView
+from app.gui.chat_view import ChatView, privacy_sentence
 from app.gui.conversations_view import ConversationsView
 from app.gui.drops import as_copy
 from app.gui.ingest_progress import duration
@@ -164,6 +164,7 @@ class MainWindow(QMainWindow):
         side.addWidget(self.sources)
 
         self.chat = ChatView()
+        self.chat.set_where(privacy_sentence(self.services.settings))
         self.chat.setObjectName("chatPane")
         self.chat.send_requested.connect(self.ask)
         self.chat.stop_requested.connect(self.stop)
@@ -539,6 +540,7 @@ class MainWindow(QMainWindow):
             str(model) if model else "none chosen",
             str(embedder) if embedder else "none found",
             self,
+            where=privacy_sentence(settings),
         )
         dialog.open()
         self.about = dialog
@@ -594,6 +596,7 @@ class MainWindow(QMainWindow):
         if any(getattr(old, k) != getattr(new, k) for k in MODEL_KEYS):
             self.server_notice.clear("model")
             self.model_lane.drop_engine(reload=True)
+        self.chat.set_where(privacy_sentence(new))
         self.statusBar().showMessage("Settings saved.", 5000)
         return True
 

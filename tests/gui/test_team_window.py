@@ -191,3 +191,24 @@ def test_a_refused_server_address_in_a_settings_file_is_said_in_the_window(
     )
     assert QApplication.activeModalWidget() is None
     assert not (home / "library").exists()
+
+
+def test_the_window_says_where_documents_and_questions_go(qtbot, home, make_window):
+    """'Everything stays on this computer' is true only without team servers: with a model
+    server the window (and About) says questions go there, and says so no more once it is
+    taken out."""
+    from app.config import load_settings
+
+    port = free_port()
+    (home / "settings.toml").write_text(
+        f'llm_server = "http://127.0.0.1:{port}/v1"\n', encoding="utf-8"
+    )
+    window = make_window(home)
+    said = window.chat.empty.body.text()
+    assert "team's model server" in said and "stays on this computer" not in said
+    window.open_about()
+    about = window.about.text.toPlainText()
+    window.about.close()
+    assert "team's model server" in about and "stays on this computer" not in about
+    assert window.apply_settings(dataclasses.replace(load_settings(home), llm_server=""))
+    assert window.chat.empty.body.text().endswith("Everything stays on this computer.")

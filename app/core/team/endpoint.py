@@ -30,7 +30,14 @@ import httpx
 
 from app.core.cancel import Cancelled, CancelToken
 from app.core.llm import Generated, LoadReport, PromptTooLong
-from app.core.team.http import Secret, ServerUnavailable, auth_headers, check_url, safe_url
+from app.core.team.http import (
+    Secret,
+    ServerUnavailable,
+    auth_headers,
+    check_url,
+    safe_url,
+    why_unreachable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +295,7 @@ class EndpointEngine:
             r = self._http.request(method, url, json=body)
         except httpx.TransportError as exc:
             raise ServerUnavailable(
-                f"The model server at {self._where()} cannot be reached ({type(exc).__name__}). "
+                f"The model server at {self._where()} cannot be reached: {why_unreachable(exc)}. "
                 "Check that it is running and that llm_server in the settings is right."
             ) from None
         if r.status_code != 200:

@@ -93,3 +93,16 @@ def check_url(url: str, allow_insecure_http: bool = False, what: str = "server")
 
 def auth_headers(token: Secret | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token.value}"} if token else {}
+
+
+def why_unreachable(exc: BaseException) -> str:
+    """A failed connection in words for the person reading the note, not the exception's class
+    name ("ConnectError", or chromadb's "ValueError: Could not connect...")."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    if "timeout" in text or "timed out" in text:
+        return "it did not answer in time"
+    if "certificate" in text or "ssl" in text or "tls" in text:
+        return "its certificate could not be verified"
+    if any(w in text for w in ("name or service", "nodename", "getaddrinfo", "name resolution")):
+        return "that computer name is not known on this network"
+    return "nothing answers at that address"

@@ -54,6 +54,7 @@ from app.core.team.http import (
     auth_headers,
     check_url,
     safe_url,
+    why_unreachable,
 )
 
 log = logging.getLogger(__name__)
@@ -180,8 +181,8 @@ class RemoteLibrary:
                 "library_token in the settings."
             )
         return ServerUnavailable(
-            f"The team library at {safe_url(self.server)} cannot be reached "
-            f"({type(exc).__name__}). Check that the server is running; your local library "
+            f"The team library at {safe_url(self.server)} cannot be reached: "
+            f"{why_unreachable(exc)}. Check that the server is running; your local library "
             "is unchanged."
         )
 
