@@ -101,8 +101,9 @@ def run_self_test(services) -> int:
     answer = " ".join("".join(pieces).split()) or "(empty)"
     stats = done.stats
     _say(f"self-test: question: {QUESTION}")
+    model = _model_name(services, stats.model)
     _say(
-        f"self-test: answer ({stats.model or 'no model'}, {stats.completion_tokens} tokens, "
+        f"self-test: answer ({model}, {stats.completion_tokens} tokens, "
         f"{time.perf_counter() - started:.1f} s, "
         f"{'CPU' if not stats.gpu_layers else f'{stats.gpu_layers} GPU layers'}): "
         f"{answer[:200]}"
@@ -119,3 +120,16 @@ def run_self_test(services) -> int:
         return _fail(f"the model generated no tokens (stopped: {stats.stop_reason}).")
     _say("self-test: OK: the sample was ingested, retrieved and cited.")
     return EXIT_OK
+
+
+def _model_name(services, reported: str | None) -> str:
+    """The model as the window names it (its file's name without the quantization), or what a
+    team's model server reported."""
+    from app.core.model_names import display_name
+
+    if services.settings.llm_server and not services.model_override:
+        return reported or "the team's model server"
+    try:
+        return display_name(services.model_path(), reported or "") or "no model"
+    except Exception:  # no model configured: the answer above would have failed first
+        return reported or "no model"

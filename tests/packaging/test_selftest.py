@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from app import selftest
+from app.config import Settings
 from app.core.events import (
     AnswerDone,
     FileDone,
@@ -58,6 +59,12 @@ class _Services:
         stats = GenerationStats(model="fake", completion_tokens=3)
         self._chat = [SourcesFound(sources), TextPiece("1887"), AnswerDone("1887", stats, sources)]
 
+        self.settings = Settings()
+        self.model_override = None
+
+    def model_path(self):
+        return Path("/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+
     def ingestor(self):
         return _Fake(self._ingest)
 
@@ -70,6 +77,7 @@ def test_passes_when_the_sample_is_cited(capsys):
     assert selftest.run_self_test(services) == 0
     out = capsys.readouterr().out
     assert "self-test: OK" in out
+    assert "answer (SmolLM2-135M-Instruct, 3 tokens" in out  # the model as the window names it
     assert services.library.removed == [str(selftest.sample_path().resolve())]
 
 
