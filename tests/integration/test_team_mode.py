@@ -11,7 +11,7 @@ import pytest
 
 from app.config import Settings
 from app.core.cancel import CancelToken
-from app.core.events import AnswerDone, AnswerFailed, TextPiece
+from app.core.events import AnswerDone, AnswerFailed, FileDone, TextPiece
 from app.core.team.http import ServerUnavailable
 from app.services import Services
 from tests.integration.team_servers import chroma_server, missing_extras, model_server
@@ -49,11 +49,8 @@ def servers(tmp_path_factory):
 
 
 @pytest.fixture
-def team(servers, tmp_path, monkeypatch, embedder):
+def team(servers, tmp_path, embedder):
     """Two workstations (data dirs A and B) on the servers, with a shared folder of PDFs."""
-    import app.services as services
-
-    monkeypatch.setattr(services, "Embedder", lambda path: embedder)
     share = tmp_path / "share"
     share.mkdir()
     for name, pages in PAGES.items():
@@ -69,7 +66,10 @@ def team(servers, tmp_path, monkeypatch, embedder):
     a, b = tmp_path / "A", tmp_path / "B"
     a.mkdir()
     b.mkdir()
-    made = [Services(a, settings), Services(b, settings)]
+    made = [
+        Services(a, settings, embedder_factory=lambda path: embedder),
+        Services(b, settings, embedder_factory=lambda path: embedder),
+    ]
     yield made[0], made[1], share
     for s in made:  # each test starts from an empty team library
         try:
@@ -83,7 +83,7 @@ def team(servers, tmp_path, monkeypatch, embedder):
 def ingest(services: Services, *paths) -> dict[str, str]:
     done = {}
     for event in services.ingestor().run([str(p) for p in paths], CancelToken()):
-        if type(event).__name__ == "FileDone":
+        if isinstance(event, FileDone):
             done[event.path] = event.status
     return done
 
@@ -203,12 +203,9 @@ def test_model_server_killed_mid_answer_then_the_next_question_works(team, serve
     assert isinstance(ask(b, "What is the notice period?")[-1], AnswerDone)
 
 
-def test_servers_down_at_start(tmp_path, embedder, monkeypatch):
+def test_servers_down_at_start(tmp_path, embedder):
     """Nothing connects while the services are built (the window opens); the first use says
     which server cannot be reached."""
-    import app.services as services
-
-    monkeypatch.setattr(services, "Embedder", lambda path: embedder)
     from tests.integration.team_servers import free_port
 
     port = free_port()
@@ -219,6 +216,7 @@ def test_servers_down_at_start(tmp_path, embedder, monkeypatch):
         Settings(
             library_server=f"http://127.0.0.1:{port}", llm_server=f"http://127.0.0.1:{port}/v1"
         ),
+        embedder_factory=lambda path: embedder,
     )
     assert s.health().ok  # the local library's damage is not this mode's business
     with pytest.raises(ServerUnavailable, match=f"127.0.0.1:{port} cannot be reached"):
