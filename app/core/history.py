@@ -68,19 +68,25 @@ class ChatHistory:
         if damages:
             self._set_aside(damages[0].problem)
         try:
-            self._open()
+            self._db = self._open()
         except (sqlite3.DatabaseError, ValueError) as exc:  # damage the check did not see
-            self._db.close()
             self._set_aside(str(exc))
-            self._open()
+            self._db = self._open()
 
-    def _open(self) -> None:
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+    def _open(self) -> sqlite3.Connection:
+        """The chats file, opened and brought to the current schema (closed again if that
+        fails, so a damaged file can be set aside)."""
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            _migrate(db)
+        except BaseException:
+            db.close()
+            raise
         if os.name == "posix":
             os.chmod(self.path, 0o600)
+        return db
 
     def _set_aside(self, problem: str) -> None:
         folder = aside_folder(self.path.parent)
@@ -97,15 +103,6 @@ class ChatHistory:
             f"in {self.set_aside.parent}; new chats start empty. Your library and settings "
             "are not affected."
         )
-
-    def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            self._db.execute("BEGIN")
-            for statement in filter(str.strip, script.split(";")):
-                self._db.execute(statement)
-            self._db.execute(f"PRAGMA user_version={number}")
-            self._db.execute("COMMIT")
 
     def close(self) -> None:
         self._db.close()
@@ -196,3 +193,13 @@ class ChatHistory:
             args,
         ).fetchall()
         return [Conversation(*r) for r in rows]
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        db.execute("BEGIN")
+        for statement in filter(str.strip, script.split(";")):
+            db.execute(statement)
+        db.execute(f"PRAGMA user_version={number}")
+        db.execute("COMMIT")

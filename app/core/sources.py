@@ -36,6 +36,7 @@ from app.core.events import FileDone, IngestFinished
 from app.core.ingest import Ingestor, file_hash, version_of
 from app.core.library import DocumentRow, Library, SourceRow
 from app.core.paths import display
+from app.core.status import DocStatus
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +232,7 @@ def unchanged(doc: DocumentRow, size: int, mtime: float) -> bool:
     size or mtime changed."""
     if (doc.size, doc.mtime) != (size, mtime) or doc.pending:
         return False
-    return (doc.status == "ready" and bool(doc.hash)) or doc.status == "skipped"
+    return (doc.status == DocStatus.READY and bool(doc.hash)) or doc.status == DocStatus.SKIPPED
 
 
 @dataclass
@@ -270,7 +271,9 @@ def reconcile(
         if cancel.cancelled:
             break
         under = {
-            d.path: d for d in documents if _inside(d.path, source.path) and d.status != "removing"
+            d.path: d
+            for d in documents
+            if _inside(d.path, source.path) and d.status != DocStatus.REMOVING
         }
         state, message, device = probe(source)
         if state != ONLINE:
@@ -364,7 +367,7 @@ def _moves(
     files of the size of a gone document are hashed."""
     by_size: dict[int, list[DocumentRow]] = {}
     for d in gone:
-        if d.hash and d.status == "ready":
+        if d.hash and d.status == DocStatus.READY:
             by_size.setdefault(d.size, []).append(d)
     if not by_size:
         return []

@@ -36,6 +36,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.core.status import DocStatus
+
 LIBRARY_DB = "library.sqlite3"
 VECTOR_DIR = "library"
 CHROMA_DB = "chroma.sqlite3"
@@ -178,13 +180,14 @@ def _library_ids(db_path: Path, damages: list[Damage]) -> tuple[set[str], bool]:
         if missing:
             damages.append(Damage(store, db_path, f"its table(s) {', '.join(missing)} are missing"))
             return set(), False
-        # A removal cut short ('removing') may have deleted its vectors already: recover()
+        # A removal cut short (REMOVING) may have deleted its vectors already: recover()
         # finishes it, so its passages need none.
         ids = {
             r[0]
             for r in db.execute(
                 "SELECT c.id FROM chunks c JOIN documents d ON c.doc_id=d.id AND c.version=d.hash "
-                "WHERE d.status != 'removing'"
+                "WHERE d.status != ?",
+                (DocStatus.REMOVING,),
             )
         }
         return ids, True

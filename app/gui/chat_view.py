@@ -146,6 +146,7 @@ class MessageBubble(QFrame):
         self.sources: list[dict] = []  # the citations ([n] links and buttons open these)
         self.given_sources: list[dict] = []  # as handed in, citations or closest passages
         self.answerable = True
+        self.regenerable = False  # offers Regenerate (set_footer_visible)
         self.checks: list[dict] = []  # the citation check's verdicts (see main_window)
         self.closest_toggle: QToolButton | None = None
         self.closest_box: QWidget | None = None

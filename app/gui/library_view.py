@@ -52,6 +52,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.paths import display
+from app.core.status import DocStatus
 from app.gui.resources import icon
 
 DISPLAY_ROLE = Qt.ItemDataRole.DisplayRole
@@ -71,33 +72,33 @@ LOOK_ROLES = [
 ]
 
 STATUS_WORDS = {
-    "ready": "Ready",
-    "queued": "Queued",
+    DocStatus.READY: "Ready",
+    DocStatus.QUEUED: "Queued",
     "reading": "Reading…",
     "embedding": "Indexing…",
     "indexing": "Reading…",
-    "interrupted": "Interrupted: add it again",
-    "skipped": "Skipped",
-    "failed": "Failed",
-    "cancelled": "Cancelled",
-    "removing": "Removing…",
+    DocStatus.INTERRUPTED: "Interrupted: add it again",
+    DocStatus.SKIPPED: "Skipped",
+    DocStatus.FAILED: "Failed",
+    DocStatus.CANCELLED: "Cancelled",
+    DocStatus.REMOVING: "Removing…",
     "resuming": "Waiting to resume",
 }
 # What a file left unfinished by an earlier session may be shown as until it is read again:
-# stopped by closing the window ("cancelled"), by a crash ("interrupted"), or reset by a
-# re-index ("queued"). While it is being resumed it is labelled as such, not by these.
-LEFT_UNFINISHED = ("cancelled", "interrupted", "queued")
+# stopped by closing the window (cancelled), by a crash (interrupted), or reset by a
+# re-index (queued). While it is being resumed it is labelled as such, not by these.
+LEFT_UNFINISHED = (DocStatus.CANCELLED, DocStatus.INTERRUPTED, DocStatus.QUEUED)
 STATUS_COLORS = {
-    "ready": "#2e9d5b",
-    "failed": "#d9534f",
-    "skipped": "#d08a1a",
-    "interrupted": "#d08a1a",
-    "cancelled": "#8a8a8a",
+    DocStatus.READY: "#2e9d5b",
+    DocStatus.FAILED: "#d9534f",
+    DocStatus.SKIPPED: "#d08a1a",
+    DocStatus.INTERRUPTED: "#d08a1a",
+    DocStatus.CANCELLED: "#8a8a8a",
 }
 BUSY_COLOR = "#3d7bf0"
 # Outcomes that mean a file is not in the library, with a reason worth reading in full.
-NOT_ADDED = ("failed", "skipped")
-WITH_REASON = ("failed", "skipped", "cancelled", "interrupted")
+NOT_ADDED = (DocStatus.FAILED, DocStatus.SKIPPED)
+WITH_REASON = (DocStatus.FAILED, DocStatus.SKIPPED, DocStatus.CANCELLED, DocStatus.INTERRUPTED)
 NOTE_STYLE = """
 #failureNote {
     background: rgba(217, 83, 79, 0.10);
@@ -124,13 +125,13 @@ def not_added_text(n: int) -> str:
 
 def detail_text(status: str, pages: int = 0, chunks: int = 0, error: str | None = None) -> str:
     word = STATUS_WORDS.get(status, status.capitalize())
-    if status == "ready":
+    if status == DocStatus.READY:
         bits = [word]
         if pages:
             bits.append(f"{pages} page{'s' if pages != 1 else ''}")
         bits.append(f"{chunks} passage{'s' if chunks != 1 else ''}")
         return " · ".join(bits)
-    if error and status in ("failed", "skipped", "cancelled", "interrupted"):
+    if error and status in WITH_REASON:
         return f"{word}: {error}"
     if status == "embedding" and chunks:
         return f"{word} {chunks} passages"
@@ -552,14 +553,14 @@ class LibraryView(QWidget):
         # Files removed, or added after all, leave the note; with none left it goes.
         self._noted = {p for p in self._noted if self._status_of(p) in NOT_ADDED}
         self._update_note()
-        ready = sum(1 for d in snapshot.documents if d.status == "ready")
+        ready = sum(1 for d in snapshot.documents if d.status == DocStatus.READY)
         self.count_label.setText(f"{ready} ready" if snapshot.documents else "")
         self._render()
 
     def mark_queued(self, paths: list[str]) -> None:
         for p in paths:
             if Path(p).is_file():
-                self._live[str(p)] = ("queued", STATUS_WORDS["queued"])
+                self._live[str(p)] = (DocStatus.QUEUED, STATUS_WORDS[DocStatus.QUEUED])
         self._render()
 
     def unfinished_paths(self) -> list[str]:
@@ -579,7 +580,7 @@ class LibraryView(QWidget):
             else:
                 files = [p]
             for f in files:
-                status = self._status_of(f) if f in self._rows else "queued"
+                status = self._status_of(f) if f in self._rows else DocStatus.QUEUED
                 if status in LEFT_UNFINISHED and f not in self._live and os.path.isfile(f):
                     self._live[f] = ("resuming", STATUS_WORDS["resuming"])
         self._render()
@@ -710,7 +711,7 @@ class LibraryView(QWidget):
     def _entry(self, path: str) -> tuple[str, str, str]:
         row = self._rows.get(path)
         if row is None:
-            status, detail, tip = "queued", "", display(path)
+            status, detail, tip = DocStatus.QUEUED, "", display(path)
         elif isinstance(row, _Shown):
             status, detail, tip = row
         else:
