@@ -115,11 +115,20 @@ def _quiet_llama_logs() -> None:
     ll.llama_log_set(_callback, ctypes.c_void_p(0))
 
 
-def layer_plan(requested: int, total_layers: int, gpu: bool) -> list[int]:
-    """The GPU layer counts to try in order: what was asked, then fewer, then the CPU."""
+def layer_plan(
+    requested: int, total_layers: int, gpu: bool, estimate: int | None = None
+) -> list[int]:
+    """The GPU layer counts to try in order: what was asked, then fewer, then the CPU.
+
+    Auto (`requested` < 0) with `estimate`, the layers that fit in the GPU memory free now
+    (model_catalog.estimate_fit), starts there when not all fit: the estimate is a little under
+    what loads (docs/performance.md, "model fit estimate"), where halving from all the layers
+    placed half of what fitted. A failure from there still halves, down to the CPU."""
     if not gpu or requested == 0:
         return [0]
     first = total_layers if requested < 0 else min(requested, total_layers)
+    if requested < 0 and estimate is not None and 0 <= estimate < total_layers:
+        first = estimate
     plan = [first]
     n = first
     while n > 1:
@@ -127,6 +136,20 @@ def layer_plan(requested: int, total_layers: int, gpu: bool) -> list[int]:
         plan.append(n)
     plan.append(0)
     return list(dict.fromkeys(plan))
+
+
+def fit_estimate(info, n_ctx: int) -> int | None:
+    """The layers that fit in the GPU memory free now, or None when it cannot be told."""
+    try:
+        from app.core.model_catalog import detect_memory, estimate_fit
+
+        memory = detect_memory()
+        if not memory.gpu_usable:
+            return None
+        return estimate_fit(info, memory, n_ctx).gpu_layers
+    except Exception:  # nvidia-smi missing or odd: the plan halves as before
+        log.debug("no fit estimate", exc_info=True)
+        return None
 
 
 class LlamaEngine:
@@ -194,7 +217,10 @@ class LlamaEngine:
         gpu = gpu_offload_supported()
         attempts: list[str] = []
         loader = _loader or self._load_with
-        for ngl in layer_plan(self.gpu_layers_requested, total, gpu):
+        estimate = None
+        if gpu and self.gpu_layers_requested < 0:
+            estimate = fit_estimate(self.info, self.n_ctx_requested)
+        for ngl in layer_plan(self.gpu_layers_requested, total, gpu, estimate):
             try:
                 model, ctx = loader(ngl)
             except MemoryError as exc:

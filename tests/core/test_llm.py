@@ -81,6 +81,35 @@ def test_layer_plan_falls_back_to_fewer_layers_then_cpu():
     assert layer_plan(20, 33, gpu=True)[0] == 20
     assert layer_plan(-1, 33, gpu=False) == [0]
     assert layer_plan(0, 33, gpu=True) == [0]
+    # Auto with an estimate of what fits now starts there, not at all the layers
+    assert layer_plan(-1, 33, gpu=True, estimate=28) == [28, 14, 7, 3, 1, 0]
+    assert layer_plan(-1, 33, gpu=True, estimate=33) == [33, 16, 8, 4, 2, 1, 0]
+    assert layer_plan(-1, 33, gpu=True, estimate=0) == [0]
+    assert layer_plan(20, 33, gpu=True, estimate=5)[0] == 20  # a number asked for is tried
+
+
+def test_auto_places_what_the_fit_estimate_says_fits(monkeypatch):
+    """With 29 of 31 layers fitting, Auto used to try 31 then place 15; the estimate (a little
+    under what fits) is tried first, and a wrong one still falls back."""
+    import app.core.llm as llm
+    from app.config import default_llm_path
+
+    monkeypatch.setattr(llm, "gpu_offload_supported", lambda: True)
+    monkeypatch.setattr(llm, "fit_estimate", lambda info, n_ctx: 28)
+    fits = 29
+    tried = []
+
+    def loader(ngl):
+        tried.append(ngl)
+        if ngl > fits:
+            raise MemoryError("out of GPU memory")
+        return object(), object()
+
+    report = LlamaEngine(default_llm_path(), gpu_layers=-1).load(_loader=loader)
+    assert tried == [28] and report.gpu_layers == 28 and not report.attempts
+    fits, tried[:] = 20, []
+    report = LlamaEngine(default_llm_path(), gpu_layers=-1).load(_loader=loader)
+    assert tried == [28, 14] and report.gpu_layers == 14
 
 
 def test_load_reports_the_fallback_it_took(tmp_path):
