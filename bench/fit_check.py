@@ -29,7 +29,7 @@ sys.stdin.read()
 
 PLACE = """
 import json, sys
-from app.core.llm import LlamaEngine, layer_plan
+from app.core.llm import LlamaEngine
 path, ctx = sys.argv[1], int(sys.argv[2])
 eng = LlamaEngine(path, n_ctx=ctx, gpu_layers=-1, check_template=False)
 from app.core.gguf_check import inspect_gguf
@@ -51,10 +51,16 @@ else:
         mid = (lo + hi) // 2
         if loads(mid): lo = mid
         else: hi = mid
-eng2 = LlamaEngine(path, n_ctx=ctx, gpu_layers=-1, check_template=False)
-rep = eng2.load()
-print(json.dumps({"max_layers_that_load": lo, "auto_placed": rep.gpu_layers,
-                  "auto_attempts": list(rep.attempts), "total": total}))
+print(json.dumps({"max_layers_that_load": lo, "total": total}))
+"""
+
+# The engine's Auto plan in a process of its own: in the bisecting one, CUDA's context and the
+# allocator's leftovers would take memory a fresh program has.
+AUTO = """
+import json, sys
+from app.core.llm import LlamaEngine
+rep = LlamaEngine(sys.argv[1], n_ctx=int(sys.argv[2]), gpu_layers=-1, check_template=False).load()
+print(json.dumps({"auto_placed": rep.gpu_layers, "auto_attempts": list(rep.attempts)}))
 """
 
 
@@ -80,18 +86,20 @@ def main(argv=None) -> int:
         time.sleep(0.5)
         memory = detect_memory()
         fit = estimate_fit(info, memory, args.ctx)
-        out = subprocess.run(
-            [sys.executable, "-c", PLACE, args.model, str(args.ctx)],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        placed = {}
+        for script in (AUTO, PLACE):
+            out = subprocess.run(
+                [sys.executable, "-c", script, args.model, str(args.ctx)],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            try:
+                placed.update(json.loads(out.stdout.strip().splitlines()[-1]))
+            except (ValueError, IndexError):
+                placed["error"] = out.stderr[-2000:]
         hog.stdin.close()
         hog.wait(timeout=30)
-        try:
-            placed = json.loads(out.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            placed = {"error": out.stderr[-2000:]}
         row = {
             "leave_gib": leave,
             "free_gib": round(memory.gpu_free / (1 << 30), 2),
