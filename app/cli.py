@@ -15,6 +15,7 @@ from pathlib import Path
 
 from app.config import SettingsError, data_dir, isolate_from_network
 from app.core.paths import display
+from app.core.safe_text import snippet
 from app.core.status import DocStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DAMAGED = 0, 1, 2, 3
@@ -366,7 +367,7 @@ def cmd_search(services, args) -> int:
     elif not verdict.answerable:
         print(NOT_MATCHING, file=sys.stderr)
     for n, h in enumerate(hits, start=1):
-        print(f"[{n}] {_where(h)}  (score {h.score:.2f})\n    {_snippet(h.text, 300)}")
+        print(f"[{n}] {_where(h)}  (score {h.score:.2f})\n    {snippet(h.text, 300)}")
     return EXIT_OK
 
 
@@ -442,11 +443,11 @@ def cmd_ask(services, args) -> int:
     if sources:
         print("\nSources:")
         for s in sources:
-            print(f"  [{s.n}] {_where(s.hit)}: {_snippet(s.hit.text, 120)}")
+            print(f"  [{s.n}] {_where(s.hit)}: {snippet(s.hit.text, 120)}")
     elif closest:
         print("\nClosest passages (they do not match the question, and were not used):")
         for s in closest:
-            print(f"  - {_where(s.hit)}: {_snippet(s.hit.text, 120)}")
+            print(f"  - {_where(s.hit)}: {snippet(s.hit.text, 120)}")
     if done and done.stats.completion_tokens:
         st = done.stats
         print(
@@ -626,14 +627,6 @@ def _hit_json(hit) -> dict:
 def _where(hit) -> str:
     name = display(Path(hit.path).name)
     return f"{name}, page {hit.page}" if hit.page is not None else name
-
-
-def _snippet(text: str, limit: int) -> str:
-    """A passage on one line, cut to `limit`, its control characters shown as escapes (a
-    document's text must not drive the terminal)."""
-    flat = " ".join(text.split())
-    flat = flat if len(flat) <= limit else flat[: limit - 1] + "…"
-    return display(flat)
 
 
 def _terminal_safe(text: str) -> str:

@@ -29,3 +29,14 @@ def printable(text: object, limit: int = 200) -> str:
         else:
             out.append(ch)
     return "".join(out) + ("…" if cut else "")
+
+
+def snippet(text: object, limit: int = 110) -> str:
+    """A passage quoted on one line (a source's button, the viewer's note, the CLI): runs of
+    whitespace as one space, cut at a word before `limit` with an ellipsis, and each character
+    that could act on a terminal or a label escaped as printable() does (a document's bidi
+    override must not reorder the window's words)."""
+    flat = " ".join(str(text).split())
+    if len(flat) > limit:
+        flat = flat[: limit - 1].rsplit(" ", 1)[0] + "…"
+    return printable(flat, limit=len(flat))

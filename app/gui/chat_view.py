@@ -33,20 +33,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.safe_text import snippet
 from app.gui.drops import keep_copy
 from app.gui.markdown_render import to_html
 from app.gui.resources import icon
 
 FLUSH_MS = 30
-SNIPPET_CHARS = 110
 STOPPED_EARLY = "*Stopped before any answer.*"
 NOT_ANSWERED = "Your documents do not answer this question."
 CLOSEST_LABEL = "Closest passages — these do not match your question"
-
-
-def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
 def unsupported_note(numbers) -> str:

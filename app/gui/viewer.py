@@ -53,6 +53,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.safe_text import snippet
 from app.gui.resources import icon
 
 # Text view (light or dark theme): translucent.
@@ -632,7 +633,7 @@ class SourceViewer(QDialog):
             self.passage_label.setText(
                 "Could not find the passage on this page; it is on page "
                 f"{self.source.get('page') or index + 1} of the file as extracted. "
-                f"It begins: “{_snippet(passage)}”"
+                f"It begins: “{snippet(passage, 90)}”"
             )
             return None
         support = self.source.get("support") or ()
@@ -681,7 +682,7 @@ class SourceViewer(QDialog):
             self.text.setExtraSelections([])
             self.passage_label.setText(
                 "Could not find the passage in the file as it reads now; it may have changed "
-                f"since it was added. It begins: “{_snippet(self.source.get('text', ''))}”"
+                f"since it was added. It begins: “{snippet(self.source.get('text', ''), 90)}”"
             )
             return
         start, end = shown.passage
@@ -715,8 +716,3 @@ class SourceViewer(QDialog):
     def _show_message(self, text: str) -> None:
         self.message.setText(text)
         self.stack.setCurrentWidget(self.message)
-
-
-def _snippet(text: str, limit: int = 90) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1].rsplit(" ", 1)[0] + "…"

@@ -217,3 +217,17 @@ def test_answerable_sources_stay_citations(qtbot):
     qtbot.addWidget(bubble)
     bubble.set_sources([{"n": 1, "path": "/d/a.pdf", "page": 1, "text": "x"}], True)
     assert bubble.closest_toggle is None and len(bubble.sources) == 1
+
+
+def test_a_source_button_quotes_a_hostile_passage_without_obeying_it(qtbot):
+    """A passage's bidi override or escape sequence is shown as an escape on the source's
+    button, not obeyed (it would reorder the window's own words)."""
+    from app.gui.chat_view import SourceButton
+
+    button = SourceButton(
+        {"n": 1, "path": "/docs/invoice.pdf", "page": 2, "text": "Total \u202e0001$ due\x1b[2J"}
+    )
+    qtbot.addWidget(button)
+    shown = button.text() + button.accessibleDescription()
+    assert "\u202e" not in shown and "\x1b" not in shown
+    assert "\\u202e" in button.accessibleDescription()
