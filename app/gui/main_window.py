@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 from app.gui.chat_controller import ChatController
 from app.gui.chat_view import ChatView, privacy_sentence
 from app.gui.conversations_view import ConversationsView
-from app.gui.drops import as_copy
+from app.gui.drops import DropOverlay, as_copy
 from app.gui.ingest_progress import duration
 from app.gui.lanes import IngestLane, ModelLane
 from app.gui.library_controller import LibraryController
@@ -48,50 +48,6 @@ MODEL_KEYS = (
     "llm_model",
     "allow_insecure_http",
 )
-
-
-class DropOverlay(QWidget):
-    """Shown over the window while files are dragged onto it: the window's own background,
-    nearly opaque, so its words never mix with the messages under it."""
-
-    TEXT = "Drop to add to your library"
-    HINT = "The files stay where they are: Confidant reads them and keeps a search index."
-
-    def __init__(self, parent: QWidget) -> None:
-        super().__init__(parent)
-        self.setObjectName("dropOverlay")
-        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        self.hide()
-
-    def paintEvent(self, event) -> None:
-        from PySide6.QtGui import QColor, QPainter, QPalette, QPen
-
-        p = QPainter(self)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        pal = self.palette()
-        base = QColor(pal.color(QPalette.ColorRole.Base))
-        base.setAlpha(240)
-        p.fillRect(self.rect(), base)
-        accent = pal.color(QPalette.ColorRole.Highlight)
-        p.setPen(QPen(accent, 3, Qt.PenStyle.DashLine))
-        p.drawRoundedRect(self.rect().adjusted(12, 12, -12, -12), 16, 16)
-        font = p.font()
-        font.setPointSizeF(font.pointSizeF() * 1.8)
-        font.setBold(True)
-        p.setFont(font)
-        p.setPen(pal.color(QPalette.ColorRole.Text))
-        top = self.rect().adjusted(40, 0, -40, -self.height() // 2 + 10)
-        p.drawText(top, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, self.TEXT)
-        font.setPointSizeF(font.pointSizeF() / 1.8)
-        font.setBold(False)
-        p.setFont(font)
-        p.setPen(pal.color(QPalette.ColorRole.PlaceholderText))
-        below = self.rect().adjusted(40, self.height() // 2 + 22, -40, 0)
-        p.drawText(
-            below,
-            Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap,
-            self.HINT,
-        )
 
 
 class MainWindow(QMainWindow):
