@@ -46,6 +46,7 @@ from app.core.library import (
     path_from_meta,
 )
 from app.core.paths import from_sql, to_sql
+from app.core.status import DocStatus
 from app.core.store_health import LibraryDamaged
 from app.core.team.http import (
     InsecureServer,
@@ -270,7 +271,7 @@ class RemoteLibrary:
             pending=meta.get("pending") or None,
             size=int(meta.get("size", 0)),
             mtime=float(meta.get("mtime", 0.0)),
-            status=meta.get("status", "ready"),
+            status=meta.get("status", DocStatus.READY.value),
             error=meta.get("error") or None,
             chunks=int(meta.get("chunks", 0)),
             pages=int(meta.get("pages", 0)),
@@ -365,7 +366,7 @@ class RemoteLibrary:
             if row is not None and row.get("pending") == version:
                 row["pending"] = ""
                 if not row.get("hash") and doc_id not in fresh:
-                    row.update(status="interrupted", chunks=0)
+                    row.update(status=DocStatus.INTERRUPTED.value, chunks=0)
                 self._put_row(doc_id, row)
             self._call(self._writes.delete, ids=[mark])
         return swept
@@ -395,7 +396,7 @@ class RemoteLibrary:
         live = {
             int(i): m
             for i, m in rows.items()
-            if i != _META and m.get("hash") and m.get("status") == "ready"
+            if i != _META and m.get("hash") and m.get("status") == DocStatus.READY
         }
         replica = self.replica
         with replica._lock:
@@ -572,7 +573,14 @@ class RemoteLibrary:
             )
         meta = self._doc_row(doc_id) or {}
         old = meta.get("hash") or ""
-        meta.update(hash=version, pending="", status="ready", error="", chunks=chunks, pages=pages)
+        meta.update(
+            hash=version,
+            pending="",
+            status=DocStatus.READY.value,
+            error="",
+            chunks=chunks,
+            pages=pages,
+        )
         self._put_row(doc_id, meta)
         self._unmark(doc_id, version)
         if old and old != version:
@@ -645,7 +653,7 @@ class RemoteLibrary:
         """Forget every vector and chunk (a re-index with another embedder), for the team."""
         for i, meta in self._doc_rows().items():
             if i != _META:
-                meta.update(hash="", pending="", status="queued", chunks=0)
+                meta.update(hash="", pending="", status=DocStatus.QUEUED.value, chunks=0)
                 self._put_row(int(i), meta)
         self._call(self._docs.delete, ids=[_META])
         self._call(self._client.delete_collection, CHUNKS)
@@ -660,7 +668,7 @@ class RemoteLibrary:
         """Live documents whose chunks on the server do not match their count."""
         problems = []
         for row in self.documents():
-            if row.status == "ready" and row.hash:
+            if row.status == DocStatus.READY and row.hash:
                 n = self._version_count(row.id, row.hash)
                 if n != row.chunks:
                     problems.append(f"{row.path}: {n} chunks stored, {row.chunks} recorded")

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from app.core.library import ChunkRecord, Library, chunk_id
+from app.core.status import DocStatus
 from app.core.team.library import RemoteLibrary
 
 _BATCH = 500
@@ -22,7 +23,7 @@ def push_library(
         remote.check_embedder(model)
     written = 0
     for doc in local.documents():
-        if doc.status != "ready" or not doc.hash:
+        if doc.status != DocStatus.READY or not doc.hash:
             continue
         with local._lock:
             rows = local._db.execute(
