@@ -75,16 +75,21 @@ class SourceWatcher:
 
     def _apply(self) -> None:
         """Schedule and unschedule watches until they match the latest watch() call."""
-        while True:
+        try:
+            while True:
+                with self._lock:
+                    want = self._want
+                    if self._closed or want == set(self._roots):
+                        self._applying = False  # (under the lock watch() checks it with)
+                        return
+                with self._observer_lock:  # close() waits for a walk under way
+                    if self._closed:
+                        continue
+                    self._reschedule(want)
+        except Exception:  # the observer could not start: the syncs at start still work
+            log.exception("watching the source folders failed")
             with self._lock:
-                want = self._want
-                if self._closed or want == set(self._roots):
-                    self._applying = False
-                    return
-            with self._observer_lock:  # close() waits for a walk under way
-                if self._closed:
-                    continue
-                self._reschedule(want)
+                self._applying = False  # the next watch() call tries again
 
     def _reschedule(self, want: set[str]) -> None:
         if self._observer is None:
