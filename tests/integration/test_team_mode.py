@@ -298,3 +298,32 @@ def test_a_version_left_by_a_writer_that_died_is_swept_and_a_live_writers_is_not
     hits = b.retriever().search("ZX-4471-PELICAN notice period", 3)
     assert hits[0].path == str(share / "contract.pdf") and "half done" not in hits[0].text
     assert lib_a.sweep() == 0  # nothing is left to sweep
+
+
+def test_a_closed_team_library_lets_go_of_its_connections(servers, tmp_path, embedder):
+    """Closing the services closes the connection they opened to the library server (it used
+    to stay open, half-closed, for the rest of the process). Connections that were there
+    before are another test's."""
+    import gc
+
+    import psutil
+
+    port = int(servers["library"].rsplit(":", 1)[1])
+
+    def to_server():
+        return {
+            (c.fd, c.laddr)
+            for c in psutil.Process().net_connections(kind="inet")
+            if c.raddr and c.raddr.port == port
+        }
+
+    before = to_server()
+    s = Services(
+        tmp_path,
+        Settings(library_server=servers["library"], library_token=TOKEN),
+        embedder_factory=lambda path: embedder,
+    )
+    s.library.documents()
+    s.close()
+    gc.collect()
+    assert to_server() <= before

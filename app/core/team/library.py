@@ -171,6 +171,8 @@ class RemoteLibrary:
             if self._client is None:
                 self._client = client
                 self._chunks_col, self._docs_col, self._writes_col = chunks, docs, writes
+                return
+        _close_client(client)  # another thread connected first
 
     def _unavailable(self, exc: Exception) -> Exception:
         if isinstance(exc, ServerUnavailable):
@@ -236,11 +238,16 @@ class RemoteLibrary:
             return self._replica
 
     def close(self) -> None:
+        """Close the replica and let go of the connection to the server (chromadb shares one
+        per server in a process and closes it with its last client)."""
         with self._lock:
             if self._replica is not None:
                 self._replica.close()
                 self._replica = None
-            self._client = self._chunks_col = self._docs_col = self._writes_col = None
+            client, self._client = self._client, None
+            self._chunks_col = self._docs_col = self._writes_col = None
+        if client is not None:
+            _close_client(client)
 
     # ------------------------------------------------------------------ server rows
     def _doc_rows(self) -> dict[str, dict]:
@@ -707,3 +714,20 @@ def library_for(home: Path, settings) -> RemoteLibrary:
         settings.library_path_map,
         settings.allow_insecure_http,
     )
+
+
+def _close_client(client) -> None:
+    """Close a chromadb HttpClient, and its HTTP session once no other client in this process
+    shares it: chromadb (1.5) stops the shared System with its last client but leaves the
+    session's connection open, half-closed, for the rest of the process."""
+    try:
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        server = getattr(client, "_server", None)
+        client.close()
+        if client._identifier not in SharedSystemClient._identifier_to_system:
+            session = getattr(server, "_session", None)
+            if session is not None:
+                session.close()
+    except Exception:  # best effort: the process may be ending
+        log.debug("closing the team library's client", exc_info=True)
