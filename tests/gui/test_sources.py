@@ -162,3 +162,42 @@ def test_progress_is_shown_at_most_every_interval_and_ends_on_the_latest(qtbot):
     assert view.progress.value() == 300 and len(shown) == 2
     qtbot.wait(PROGRESS_MS * 2)
     assert len(shown) == 2  # nothing new: nothing shown again
+
+
+def test_typing_a_filter_keeps_the_selection_and_a_filter_matching_nothing_is_not_an_empty_library(
+    qtbot,
+):
+    from PySide6.QtCore import QItemSelectionModel
+
+    from app.gui.lanes import LibrarySnapshot
+    from app.gui.library_view import LibraryView
+
+    view = LibraryView()
+    qtbot.addWidget(view)
+    rows = [_row(i, f"/docs/{'memo' if i % 2 else 'report'}-{i:03}.txt") for i in range(60)]
+    view.set_snapshot(LibrarySnapshot(tuple(rows), 0))
+    view._rebuild_now()
+    keep = "/docs/memo-007.txt"
+    view.list.selectionModel().setCurrentIndex(
+        view.index_for(keep), QItemSelectionModel.SelectionFlag.ClearAndSelect
+    )
+    view.filter.setText("MEMO-00")  # any case
+    assert view.list.count() == 5 and view.selected_paths() == [keep]
+    view.filter.setText("")
+    assert view.list.count() == 60 and view.selected_paths() == [keep]
+    # Each longer text looks among the rows listed; another text among all of them, and a
+    # document that arrived meanwhile is found by either.
+    view.filter.setText("memo")
+    assert view.list.count() == 30
+    view.file_done("/docs/memo-new.txt", "ready", 1, 1)
+    view.filter.setText("memo-0")
+    view.filter.setText("emo-0")
+    shown = {view.list.item(i).text() for i in range(view.list.count())}
+    assert len(shown) == 30 and all("emo-0" in name for name in shown)
+    view.filter.setText("emo-n")  # at once, not after the next rebuild
+    assert [view.list.item(i).text() for i in range(view.list.count())] == ["memo-new.txt"]
+    view.filter.setText("nothing like it")
+    assert view.list.count() == 0
+    assert view.stack.currentWidget() is view.list  # not "No documents yet"
+    assert view.selected_paths() == []  # a hidden document is not selected (Delete spares it)
+    assert len(view.documents()) == 61
