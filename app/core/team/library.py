@@ -594,6 +594,11 @@ class RemoteLibrary:
             self._purge(doc_id, old)
 
     def _purge(self, doc_id: int, version: str) -> None:
+        """Delete a version's chunks, unless it is the live one when asked again: another
+        workstation's commit, read before ours was written, may have made it live meanwhile."""
+        row = self._doc_row(doc_id) or {}
+        if row.get("hash") == version:
+            return
         self._call(self._chunks.delete, where={"$and": [{"doc_id": doc_id}, {"version": version}]})
 
     def abandon_version(self, doc_id: int, version: str, status: str, error: str | None) -> None:
